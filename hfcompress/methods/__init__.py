@@ -1,0 +1,9 @@
+"""Backend adapters. Importing this package registers every built-in adapter (backends import lazily).
+
+Example:
+    >>> from hfcompress.methods.registry import list_adapters
+    >>> [a.name for a in list_adapters()]          # doctest: +SKIP
+    ['llmcompressor', 'gptqmodel', ...]
+"""
+
+from . import llmcompressor  # noqa: F401  (registers the adapter)
