@@ -1,0 +1,58 @@
+"""Sliding-window perplexity, as in the transformers perplexity guide (each token scored once, with context).
+
+Example:
+    >>> from hfcompress.bench.perplexity import perplexity
+    >>> ppl = perplexity(model, ids, context=512, stride=256)        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def perplexity(model: Any, input_ids: Any, *, context: int = 512, stride: int = 256, progress: bool = False) -> float:
+    """Perplexity of ``model`` on a 1-D token tensor with a sliding window.
+
+    Each window holds up to ``context`` tokens; it advances by ``stride`` and only the tokens not scored by
+    the previous window count, so every token after the first is scored exactly once, with at least
+    ``context - stride`` tokens of left context once the window is full.
+
+    Example:
+        >>> perplexity(model, torch.tensor(ids), context=1024, stride=512)   # doctest: +SKIP
+        11.7
+    """
+    nll, count = negative_log_likelihood(model, input_ids, context=context, stride=stride, progress=progress)
+    return math.exp(nll / count)
+
+
+def negative_log_likelihood(model: Any, input_ids: Any, *, context: int = 512, stride: int = 256, progress: bool = False) -> tuple[float, int]:
+    """(summed negative log-likelihood in nats, number of scored tokens) for the sliding-window scheme."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if input_ids.dim() != 1:
+        input_ids = input_ids.reshape(-1)
+    if stride <= 0 or context <= 0 or stride > context:
+        raise ValueError(f"need 0 < stride <= context, got stride={stride}, context={context}")
+    n = input_ids.numel()
+    if n < 2:
+        raise ValueError("perplexity needs at least 2 tokens")
+    device = next(model.parameters()).device
+    total, counted, prev_end = 0.0, 0, 0
+    starts = list(range(0, n - 1, stride))
+    with torch.inference_mode():
+        for begin in tqdm(starts, desc="perplexity", unit="window", disable=not progress):
+            end = min(begin + context, n)
+            window = input_ids[begin:end].to(device).unsqueeze(0)
+            logits = model(window).logits[0, :-1].float()
+            targets = window[0, 1:]
+            # Score only tokens past what the previous window already scored.
+            first_new = max(prev_end - begin - 1, 0)
+            losses = torch.nn.functional.cross_entropy(logits[first_new:], targets[first_new:], reduction="sum")
+            total += float(losses)
+            counted += int(targets[first_new:].numel())
+            prev_end = end
+            if end == n:
+                break
+    return total, counted
