@@ -191,9 +191,13 @@ def load_model(
         lm = _from_pretrained(AutoModelForCausalLM, source.path, kwargs, source)
         tokenizer = _from_pretrained(AutoTokenizer, source.path, {"trust_remote_code": trust_remote_code}, source)
     else:
-        kwargs["revision"] = revision
-        lm = _from_pretrained(AutoModelForCausalLM, source.model_id, kwargs, source)
-        tokenizer = _from_pretrained(AutoTokenizer, source.model_id, {"revision": revision, "trust_remote_code": trust_remote_code}, source)
+        # With the Hub unreachable, read the local cache at once instead of retrying for a minute.
+        offline = not hub_reachable()
+        kwargs.update(revision=revision, local_files_only=offline)
+        lm = _from_pretrained(AutoModelForCausalLM, source.model_id, kwargs, source, offline)
+        tokenizer = _from_pretrained(
+            AutoTokenizer, source.model_id, {"revision": revision, "trust_remote_code": trust_remote_code, "local_files_only": offline}, source, offline
+        )
         source.revision = getattr(lm.config, "_commit_hash", None) or revision
         source.path = _hub_snapshot_dir(lm)
 
@@ -208,15 +212,37 @@ def _hub_snapshot_dir(lm: Any) -> str | None:
     return name if name and Path(name).is_dir() else None
 
 
-def _from_pretrained(cls: Any, where: str, kwargs: dict[str, Any], source: ModelSource) -> Any:
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hub endpoint (``HF_ENDPOINT``) answers a TCP connection; False when HF_HUB_OFFLINE is set.
+
+    Example:
+        >>> isinstance(hub_reachable(), bool)
+        True
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(cls: Any, where: str, kwargs: dict[str, Any], source: ModelSource, offline: bool = False) -> Any:
     try:
         return cls.from_pretrained(where, **kwargs)
     except (OSError, ValueError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if source.kind == "hub":
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
             hint = (
-                "it is not in the local cache and HF_HUB_OFFLINE is set"
+                "it is not in the local cache and the Hub is unreachable (offline)"
                 if offline
                 else "check the id and your network; gated models need HF_TOKEN"
             )
