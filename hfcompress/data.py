@@ -46,7 +46,9 @@ def embedded_corpus() -> tuple[str, ...]:
         )
     path = Path(spec.origin).parent / CORPUS_FILE
     data = json.loads(path.read_text(encoding="utf-8"))
-    texts = data.values() if isinstance(data, dict) else data
+    entries = data.values() if isinstance(data, dict) else data
+    # Each entry is {"title": ..., "extract": <summary text>} (plain strings are accepted too).
+    texts = (e.get("extract", "") if isinstance(e, dict) else e for e in entries)
     return tuple(t.strip() for t in texts if isinstance(t, str) and len(t.strip()) > 40)
 
 
