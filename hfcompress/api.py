@@ -161,6 +161,11 @@ class CompressedModel:
             result = adapter.compress(self.model, self.tokenizer, step, calib)
             model, info = result if isinstance(result, tuple) else (result, {})
             self.model = model
+            # A pruning mask survives later steps (GPTQ refills pruned slots); re-zero and record it.
+            from .methods.pruning import restore_sparsity_masks
+
+            if step.kind != "prune" and (restored := restore_sparsity_masks(model)):
+                info = {**dict(info or {}), "sparsity_mask_restored": restored}
             self.steps.append(StepRecord(step, adapter.name, adapter.versions(), time.perf_counter() - started, dict(info or {})))
             self._saver = adapter
             logger.info("step %s done in %.1f s", step.kind, self.steps[-1].seconds)

@@ -346,8 +346,13 @@ class PruneConfig(CompressionConfig):
     sparsity: float = _help("Fraction of weights set to zero in each pruned layer (0 < s < 1). For N:M patterns it is 1 - N/M.", default=0.5)
     pattern: str = _help("'unstructured' or an N:M pattern such as '2:4' or '4:8'.", default="unstructured")
     ignore: list[str] = _help("Layers left dense.", default_factory=lambda: ["lm_head"])
+    dampening_frac: float = _help("SparseGPT only: Hessian dampening as a fraction of its mean diagonal.", default=0.01)
+    block_size: int = _help("SparseGPT only: columns pruned together before the error is propagated.", default=128)
 
     def validate(self) -> None:
+        if self.block_size <= 0:
+            raise HFCompressError(f"block_size={self.block_size} must be a positive integer such as 128")
+        _check_fraction("dampening_frac", self.dampening_frac)
         if self.method not in _PRUNE_METHODS:
             raise HFCompressError(f"unknown pruning method {self.method!r}; use one of {', '.join(_PRUNE_METHODS)}")
         if self.pattern != "unstructured":
@@ -399,13 +404,23 @@ class StructuredPruneConfig(CompressionConfig):
     target: str = _help("'heads', 'neurons' or 'layers'.", default="neurons")
     ratio: float = _help("Fraction of the target units removed (0 < r < 1).", default=0.25)
     importance: str = _help("How units are ranked: 'magnitude' (weights only) or 'activation' (calibration data).", default="activation")
+    count: Union[int, None] = _help(
+        "Number of units removed (per layer for heads/neurons, in total for layers); overrides ratio when set.", default=None
+    )
 
     def validate(self) -> None:
         if self.target not in _STRUCTURED_TARGETS:
             raise HFCompressError(f"unknown structured target {self.target!r}; use one of {', '.join(_STRUCTURED_TARGETS)}")
+        if self.count is not None and (not isinstance(self.count, int) or isinstance(self.count, bool) or self.count <= 0):
+            raise HFCompressError(f"count={self.count!r} must be a positive integer (units removed), or None to use ratio")
         if self.importance not in ("magnitude", "activation"):
             raise HFCompressError(f"importance={self.importance!r} is not valid; use 'magnitude' or 'activation'")
         _check_fraction("ratio", self.ratio)
+
+    def validate_for_model(self, model: Any) -> None:
+        from .methods.structured import plan_removal
+
+        plan_removal(model, self)
 
     @property
     def needs_calibration(self) -> bool:
@@ -442,6 +457,11 @@ class LowRankConfig(CompressionConfig):
             _check_fraction("energy", self.energy, 0.0, 1.0 + 1e-9)
         if not self.targets:
             raise HFCompressError("LowRankConfig.targets is empty; name layers such as 'mlp.up_proj'")
+
+    def validate_for_model(self, model: Any) -> None:
+        from .methods.lowrank import check_low_rank_targets
+
+        check_low_rank_targets(model, self)
 
 
 @register_config("distill")

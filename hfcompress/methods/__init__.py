@@ -7,3 +7,6 @@ Example:
 """
 
 from . import llmcompressor  # noqa: F401  (registers the adapter)
+from . import pruning  # noqa: F401  (magnitude, Wanda, SparseGPT)
+from . import structured  # noqa: F401  (heads, neurons, layers)
+from . import lowrank  # noqa: F401  (SVD factorization)
