@@ -1,23 +1,734 @@
-"""Model cards for saved variants (placeholder until the card templates land: writes the Hub metadata only)."""
+"""Model cards for saved variants: data (manifest + results) -> Jinja template -> README.md.
+
+The card is rendered through huggingface_hub's ``ModelCard.from_template`` with a ``ModelCardData`` holding the
+metadata the Hub reads (``base_model``, ``base_model_relation``, ``license``, ``tags``, ``datasets``,
+``model-index``...), from ``hfcompress/templates/modelcard.md.j2`` or a template of the user's. The body says
+what was done, the numbers against the base with units and hardware, how to load and reproduce the variant,
+the library versions and what got worse. Where the installed huggingface_hub knows the newer
+``.eval_results/*.yaml`` format, results on real Hub benchmark datasets are written there too.
+
+Example:
+    >>> from hfcompress.card import write_model_card
+    >>> write_model_card("out/SmolLM2-135M-Instruct-GPTQ-4bit", manifest=manifest, results=results)   # doctest: +SKIP
+    PosixPath('out/SmolLM2-135M-Instruct-GPTQ-4bit/README.md')
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
+
+import yaml
+
+from .errors import HFCompressError
+
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+DEFAULT_TEMPLATE = TEMPLATE_DIR / "modelcard.md.j2"
+EVAL_RESULTS_FILE = "hfcompress.yaml"  # inside the .eval_results/ folder
+QUANTIZED_BY_ENV = "HFCOMPRESS_QUANTIZED_BY"
+
+# What the Hub accepts as base_model_relation (hub-docs model-cards: "adapter", "merge", "quantized", "finetune").
+BASE_MODEL_RELATIONS = ("adapter", "merge", "quantized", "finetune")
+_QUANT_KINDS = {"rtn", "gptq", "awq"}
+# Licenses of base models we ship without a README to read them from.
+_KNOWN_LICENSES = {"HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0", "HuggingFaceTB/SmolLM2-135M": "apache-2.0"}
+# lm-eval task -> (Hub dataset it reads, task id): the only metrics with a real Hub dataset behind them.
+_LM_EVAL_DATASETS = {
+    "arc_easy": ("allenai/ai2_arc", "arc_easy"),
+    "arc_challenge": ("allenai/ai2_arc", "arc_challenge"),
+    "hellaswag": ("Rowan/hellaswag", "hellaswag"),
+    "winogrande": ("allenai/winogrande", "winogrande"),
+    "piqa": ("ybisk/piqa", "piqa"),
+    "boolq": ("aps/super_glue", "boolq"),
+    "lambada_openai": ("EleutherAI/lambada_openai", "lambada_openai"),
+    "gsm8k": ("openai/gsm8k", "gsm8k"),
+    "mmlu": ("cais/mmlu", "mmlu"),
+}
+_METRIC_LABELS = {
+    "perplexity": "Perplexity",
+    "size_on_disk": "Size on disk",
+    "parameters": "Parameters",
+    "bits_per_weight": "Bits per weight",
+    "sparsity": "Sparsity",
+    "next_token_agreement": "Next-token agreement with base",
+    "prefill_tokens_per_s": "Prefill speed",
+    "decode_tokens_per_s": "Decode speed (batch 1)",
+    "decode_tokens_per_s_batch8": "Decode speed (batch 8)",
+    "time_to_first_token": "Time to first token",
+    "peak_memory": "Peak memory",
+}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def write_model_card(folder: Path, *, manifest: dict[str, Any], results: dict[str, Any] | None = None) -> Path:
-    """Write README.md with the YAML metadata the Hub reads (base_model, tags, library_name)."""
-    from huggingface_hub import ModelCard, ModelCardData
+# ---------------------------------------------------------------------------------------------------------
+# Public API
 
-    kinds = [step["kind"] for step in manifest.get("recipe", [])]
-    data = ModelCardData(
-        base_model=manifest["base_model"]["model_id"],
+
+def write_model_card(
+    folder: str | os.PathLike,
+    *,
+    manifest: dict[str, Any],
+    results: dict[str, Any] | None = None,
+    template: str | os.PathLike | None = None,
+    siblings: Sequence[dict[str, Any]] | None = None,
+    repo_id: str | None = None,
+    quantized_by: str | None = None,
+    base_model: str | None = None,
+) -> Path:
+    """Render the card of the variant in ``folder`` and write README.md (and ``.eval_results/``) atomically.
+
+    Args:
+        folder: the variant folder (its README.md is replaced).
+        manifest: the hfcompress.json dict. results: the results.json dict, or None when not benchmarked.
+        template: a Jinja template path of your own (default: ``hfcompress/templates/modelcard.md.j2``).
+        siblings: other variants of the same base: ``[{"repo_id": ..., "name": ..., "summary": ...}]``.
+        repo_id: where the variant is (or will be) published; used in the load snippets.
+        quantized_by: who made it (default: ``$HFCOMPRESS_QUANTIZED_BY``; never taken from a token).
+        base_model: Hub id of the base when the manifest only knows a local path.
+
+    Example:
+        >>> write_model_card("out/v", manifest=json.load(open("out/v/hfcompress.json")))   # doctest: +SKIP
+    """
+    folder = Path(folder)
+    # save_pretrained renders into a temp folder ".<name>.tmp-XXXX" beside the target: name the target.
+    name_match = re.fullmatch(r"\.(.+)\.tmp-[^.]+", folder.name)
+    card = build_model_card(manifest, results, template=template, siblings=siblings, repo_id=repo_id,
+                            quantized_by=quantized_by, base_model=base_model,
+                            folder_name=name_match.group(1) if name_match else folder.name)
+    path = folder / "README.md"
+    _write_text_atomic(path, str(card))
+    entries = eval_result_entries(results)
+    eval_path = folder / ".eval_results" / EVAL_RESULTS_FILE
+    if entries:
+        from huggingface_hub import eval_result_entries_to_yaml
+
+        _write_text_atomic(eval_path, yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False))
+    elif eval_path.is_file():
+        eval_path.unlink()  # stale from an earlier card of this folder
+    return path
+
+
+def rewrite_model_card(folder: str | os.PathLike, *, template: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+    """Re-render README.md of a saved variant from its hfcompress.json and results.json (``hfcompress card DIR``).
+
+    Example:
+        >>> rewrite_model_card("out/SmolLM2-135M-Instruct-GPTQ-4bit")        # doctest: +SKIP
+    """
+    folder = Path(folder).expanduser()
+    manifest_path = folder / "hfcompress.json"
+    if not manifest_path.is_file():
+        raise HFCompressError(f"{str(folder)!r} holds no hfcompress.json; pass a folder saved by hfcompress (save_pretrained / compress)")
+    manifest = _read_json(manifest_path)
+    results = _read_json(folder / "results.json") if (folder / "results.json").is_file() else None
+    return write_model_card(folder, manifest=manifest, results=results, template=template, **kwargs)
+
+
+def build_model_card(
+    manifest: dict[str, Any],
+    results: dict[str, Any] | None = None,
+    *,
+    template: str | os.PathLike | None = None,
+    siblings: Sequence[dict[str, Any]] | None = None,
+    repo_id: str | None = None,
+    quantized_by: str | None = None,
+    base_model: str | None = None,
+    folder_name: str | None = None,
+) -> Any:
+    """The ``huggingface_hub.ModelCard`` of a variant (not written anywhere); checked as the Hub would check it.
+
+    Example:
+        >>> card = build_model_card(manifest, results)                       # doctest: +SKIP
+        >>> card.data.base_model_relation
+        'quantized'
+    """
+    from huggingface_hub import ModelCard
+
+    template_path = Path(template).expanduser() if template is not None else DEFAULT_TEMPLATE
+    if not template_path.is_file():
+        raise HFCompressError(f"card template {str(template_path)!r} not found; pass an existing Jinja (.md.j2) file")
+    context = card_context(manifest, results, siblings=siblings, repo_id=repo_id, quantized_by=quantized_by,
+                           base_model=base_model, folder_name=folder_name)
+    data = card_metadata(context)
+    try:
+        card = ModelCard.from_template(data, template_path=str(template_path), **context)
+    except Exception as err:  # jinja2 errors: name the template and the line
+        line = f" (line {err.lineno})" if getattr(err, "lineno", None) else ""
+        raise HFCompressError(f"card template {template_path.name} failed to render{line}: {err}") from None
+    problems = validate_card_text(str(card), required=data.to_dict())
+    if problems:
+        raise HFCompressError(f"the rendered card is not valid Hub metadata ({template_path.name}): {problems[0]}")
+    return card
+
+
+def validate_card_text(text: str, *, required: dict[str, Any] | None = None) -> list[str]:
+    """Check a README.md as the Hub would, locally (``ModelCard.validate`` needs the network): the YAML parses,
+    huggingface_hub reads it back (``ModelCard`` / ``model_index_to_eval_results``), ``base_model_relation`` is one
+    the Hub accepts, and every key of ``required`` is present with that value. Returns the problems found.
+
+    Example:
+        >>> validate_card_text("---\\nlibrary_name: transformers\\n---\\n# Hi\\n")
+        []
+    """
+    from huggingface_hub import ModelCard
+    from huggingface_hub.repocard_data import model_index_to_eval_results
+
+    match = re.match(r"^---\s*\n(.*?)\n---\s*\n", text, re.DOTALL)
+    if not match:
+        return ["no YAML metadata block (--- ... ---) at the top of the card"]
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as err:
+        return [f"metadata YAML does not parse: {str(err).splitlines()[0]}"]
+    if not isinstance(meta, dict):
+        return ["metadata is not a YAML mapping"]
+    problems = []
+    try:
+        card = ModelCard(text, ignore_metadata_errors=False)
+    except Exception as err:
+        return [f"huggingface_hub cannot read the metadata back: {err}"]
+    if "model-index" in meta:
+        try:
+            model_index_to_eval_results(meta["model-index"])
+        except Exception as err:
+            problems.append(f"model-index does not parse: {err}")
+    relation = meta.get("base_model_relation")
+    if relation is not None and relation not in BASE_MODEL_RELATIONS:
+        problems.append(f"base_model_relation {relation!r} is not one of {', '.join(BASE_MODEL_RELATIONS)}")
+    if relation is not None and not meta.get("base_model"):
+        problems.append("base_model_relation is set but base_model is missing")
+    for key in ("tags", "datasets"):
+        value = meta.get(key)
+        if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            problems.append(f"{key} must be a list of strings")
+    for base in _as_list(meta.get("base_model")):
+        if not _HUB_ID.match(str(base)):
+            problems.append(f"base_model {base!r} is not a Hub model id (owner/name)")
+    for key, value in (required or {}).items():
+        if key == "model-index":
+            if "model-index" not in meta:
+                problems.append("model-index is missing")
+            continue
+        if meta.get(key) != value:
+            problems.append(f"metadata {key!r} is {meta.get(key)!r}, expected {value!r} (did the template drop {{{{ card_data }}}}?)")
+    del card
+    return problems
+
+
+def eval_result_entries(results: dict[str, Any] | None) -> list[Any]:
+    """``EvalResultEntry`` objects for the ``.eval_results/`` files: only metrics measured on a real Hub
+    benchmark dataset (lm-eval tasks); perplexity on the offline corpus has no Hub dataset and stays in the card.
+
+    Example:
+        >>> eval_result_entries({"metrics": {"lm_eval/arc_easy/acc": {"value": 0.41, "unit": "fraction"}}})[0].dataset_id
+        'allenai/ai2_arc'
+    """
+    try:
+        from huggingface_hub import EvalResultEntry
+    except ImportError:  # huggingface_hub older than the .eval_results format
+        return []
+    entries = []
+    for name, metric in ((results or {}).get("metrics") or {}).items():
+        hub = _lm_eval_dataset(name)
+        if hub is None or not isinstance(metric.get("value"), (int, float)):
+            continue
+        dataset_id, task_id = hub
+        entries.append(EvalResultEntry(dataset_id=dataset_id, task_id=task_id, value=metric["value"],
+                                       notes=f"{name.split('/')[-1]} via lm-eval, measured by hfcompress"))
+    return entries
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Data for the template
+
+
+def card_context(
+    manifest: dict[str, Any],
+    results: dict[str, Any] | None = None,
+    *,
+    siblings: Sequence[dict[str, Any]] | None = None,
+    repo_id: str | None = None,
+    quantized_by: str | None = None,
+    base_model: str | None = None,
+    folder_name: str | None = None,
+) -> dict[str, Any]:
+    """Everything a card template can use (documented in ``templates/modelcard.md.j2``), as plain data.
+
+    Example:
+        >>> ctx = card_context(manifest, results)                   # doctest: +SKIP
+        >>> ctx["relation"], ctx["metrics"][0]["label"]
+        ('quantized', 'Perplexity')
+    """
+    from . import __version__
+
+    base = manifest.get("base_model") or {}
+    base_id = base_model or (base.get("model_id") if base.get("kind") in ("hub", "embedded") else None)
+    if base_id is not None and not _HUB_ID.match(base_id):
+        raise HFCompressError(f"base_model {base_id!r} is not a Hub model id; pass one such as 'HuggingFaceTB/SmolLM2-135M'")
+    recipe = list(manifest.get("recipe") or [])
+    kinds = [step.get("kind", "?") for step in recipe]
+    name = (repo_id.split("/")[-1] if repo_id else None) or (results or {}).get("variant", {}).get("name") or folder_name or "compressed-model"
+    load = manifest.get("load") or {}
+    fmt = manifest.get("format") or "safetensors"
+    metrics = _metric_rows(results)
+    hardware = (results or {}).get("environment", {}).get("hardware") or manifest.get("hardware") or {}
+    versions = (results or {}).get("environment", {}).get("versions") or manifest.get("versions") or {}
+    calibration = manifest.get("calibration")
+    evaluation = ((results or {}).get("data") or {}).get("eval") or None
+    quantized_by = quantized_by or os.environ.get(QUANTIZED_BY_ENV) or None
+    context = {
+        "model_name": name,
+        "repo_id": repo_id,
+        "model_ref": repo_id or f"path/to/{name}",
+        "base_model_id": base_id,
+        # A local path says nothing to readers and may leak a home folder: show its last part only.
+        "base_model_display": base_id or (f"{Path(str(base.get('model_id'))).name} (a local folder)" if base.get("model_id") else "unknown"),
+        "base_model_kind": base.get("kind"),
+        "base_model_revision": base.get("revision"),
+        "base_model_note": base.get("note"),
+        "relation": _relation(kinds) if base_id else None,
+        "recipe_steps": [_describe_step(step, manifest) for step in recipe],
+        "recipe_yaml": _recipe_yaml(recipe),
+        "step_details": _step_details(manifest),
+        "format": fmt,
+        "load_requires": list(load.get("requires") or []),
+        "trust_remote_code": bool(load.get("trust_remote_code")),
+        "auto_class": load.get("auto_class") or "AutoModelForCausalLM",
+        "vllm": fmt in ("compressed-tensors", "safetensors", "gptq", "awq") and not load.get("trust_remote_code"),
+        "calibration": calibration,
+        "calibration_text": _calibration_text(calibration),
+        "evaluation": evaluation,
+        "evaluation_text": _evaluation_text(evaluation, metrics),
+        "has_results": results is not None,
+        "metrics": metrics,
+        "generations": list((results or {}).get("generations") or [])[:3],
+        "skipped": list((results or {}).get("skipped") or []),
+        "hardware": hardware,
+        "hardware_text": _hardware_text(hardware),
+        "versions": dict(sorted(versions.items())),
+        "seed": (results or {}).get("seed", manifest.get("seed")),
+        "reproduce": (results or {}).get("reproduce") or _reproduce_command(base, recipe, name, results is not None),
+        "limits": _limits(kinds, recipe, metrics, results, base, fmt),
+        "siblings": [s for s in (siblings or []) if s.get("repo_id") != repo_id],
+        "quantized_by": quantized_by,
+        "hfcompress_version": manifest.get("hfcompress_version") or __version__,
+        "created": manifest.get("created"),
+        "tags_list": _tags(kinds, recipe, fmt),
+        "license_id": _base_license(base, base_id),
+        "hub_datasets": _hub_datasets(calibration, evaluation, results),
+    }
+    return context
+
+
+def card_metadata(context: dict[str, Any]) -> Any:
+    """The ``ModelCardData`` (the YAML block) built from a ``card_context`` dict.
+
+    Example:
+        >>> card_metadata(card_context(manifest, results)).to_dict()["library_name"]    # doctest: +SKIP
+        'transformers'
+    """
+    from huggingface_hub import EvalResult, ModelCardData
+
+    extra: dict[str, Any] = {}
+    if context["relation"]:
+        extra["base_model_relation"] = context["relation"]
+    if context["quantized_by"]:
+        extra["quantized_by"] = context["quantized_by"]
+    eval_results = []
+    for row in context["metrics"]:
+        if not isinstance(row["value"], (int, float)):
+            continue
+        dataset_type, dataset_name = _model_index_dataset(row, context)
+        eval_results.append(EvalResult(
+            task_type="text-generation",
+            task_name="Text Generation",
+            dataset_type=dataset_type,
+            dataset_name=dataset_name,
+            metric_type=row["name"],
+            metric_name=f"{row['label']} ({row['unit']})" if row["unit"] else row["label"],
+            metric_value=row["value"],
+            metric_config=row.get("config"),
+            verified=False,
+        ))
+    return ModelCardData(
+        base_model=context["base_model_id"],
+        license=context["license_id"],
         library_name="transformers",
         pipeline_tag="text-generation",
-        tags=["hfcompress", *kinds],
+        tags=context["tags_list"],
+        datasets=context["hub_datasets"] or None,
+        model_name=context["model_name"] if eval_results else None,
+        eval_results=eval_results or None,
+        **extra,
     )
-    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n# Compressed with hfcompress\n\nRecipe: {', '.join(kinds) or 'none'}\n")
-    path = Path(folder) / "README.md"
-    card.save(path)
-    return path
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _relation(kinds: Sequence[str]) -> str:
+    # The Hub's model tree knows adapter/merge/quantized/finetune. Any quantized step makes the weights a
+    # quantization of the base; pruning, low rank and distillation change the weights themselves, which the
+    # Hub's vocabulary calls a fine-tune (the tags say which method it really was).
+    return "quantized" if _QUANT_KINDS & set(kinds) else "finetune"
+
+
+def _tags(kinds: Sequence[str], recipe: Sequence[dict[str, Any]], fmt: str) -> list[str]:
+    tags = ["hfcompress", "compressed"]
+    for step in recipe:
+        kind = step.get("kind")
+        if kind in _QUANT_KINDS:
+            tags += [kind, f"{step.get('bits')}-bit", f"int{step.get('bits')}", "quantized"]
+        elif kind == "prune":
+            tags += ["pruned", f"{step.get('method', 'magnitude')}", "sparse"]
+            pattern = str(step.get("pattern") or "unstructured")
+            tags.append("unstructured-sparsity" if pattern == "unstructured" else f"{pattern.replace(':', 'of')}-sparsity")
+        elif kind == "structured_prune":
+            tags += ["pruned", "structured-pruning", f"pruned-{step.get('target', 'neurons')}"]
+        elif kind == "low_rank":
+            tags += ["low-rank", "svd"]
+        elif kind == "distill":
+            tags += ["distilled", "knowledge-distillation"]
+        elif kind:
+            tags.append(str(kind).replace("_", "-"))
+    if fmt and fmt != "safetensors":
+        tags.append(fmt)
+    tags.append("safetensors")
+    return list(dict.fromkeys(tags))
+
+
+def _describe_step(step: dict[str, Any], manifest: dict[str, Any]) -> str:
+    kind = step.get("kind")
+    group = step.get("group_size")
+    if kind == "rtn" and step.get("bits") == 8 and group == "auto":
+        group = None  # RTNConfig: 8-bit "auto" means one scale per output channel
+    group_text = "one scale per output channel" if group in (None, -1) else ("automatic group size" if group == "auto" else f"groups of {group} weights")
+    symmetry = "symmetric" if step.get("symmetric") else "asymmetric (with zero points)"
+    ignore = step.get("ignore") or []
+    kept = f"; left in full precision: {', '.join(ignore)}" if ignore else ""
+    if kind == "rtn":
+        return f"Round-to-nearest {step.get('bits')}-bit weight quantization, {symmetry}, {group_text}{kept} (data-free)."
+    if kind == "gptq":
+        return (f"GPTQ {step.get('bits')}-bit weight quantization, {symmetry}, {group_text}, error correction from "
+                f"calibration data (dampening {step.get('dampening_frac')}, block {step.get('block_size')}"
+                f"{', act-order ' + str(step['actorder']) if step.get('actorder') else ''}){kept}.")
+    if kind == "awq":
+        return f"AWQ activation-aware scaling, then {step.get('bits')}-bit weight quantization, {symmetry}, {group_text}{kept}."
+    if kind == "prune":
+        pattern = step.get("pattern") or "unstructured"
+        how = "unstructured" if pattern == "unstructured" else f"{pattern} semi-structured (N:M)"
+        return f"{str(step.get('method', '')).capitalize()} pruning to {float(step.get('sparsity', 0)):.0%} sparsity, {how}{kept}."
+    if kind == "structured_prune":
+        return (f"Structured pruning: removed {float(step.get('ratio', 0)):.0%} of the {step.get('target')} "
+                f"(ranked by {step.get('importance')}); layer shapes shrink and config.json says so.")
+    if kind == "low_rank":
+        size = f"rank {step['rank']}" if step.get("rank") is not None else f"the smallest rank keeping {step.get('energy')} of the singular-value energy"
+        return f"Low-rank factorisation (truncated SVD) of {', '.join(step.get('targets') or [])} to {size}."
+    if kind == "distill":
+        teacher = step.get("teacher") or "the base model"
+        return (f"Knowledge distillation from {teacher}: {step.get('steps')} steps, alpha {step.get('alpha')}, "
+                f"temperature {step.get('temperature')}, loss {step.get('loss')}, learning rate {step.get('learning_rate')}.")
+    options = ", ".join(f"{k}={v}" for k, v in step.items() if k != "kind")
+    return f"{kind}({options})."
+
+
+def _step_details(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for step in manifest.get("steps") or []:
+        versions = step.get("backend_versions") or {}
+        info = {k: v for k, v in (step.get("info") or {}).items() if isinstance(v, (int, float, str, bool))}
+        out.append({
+            "kind": step.get("kind"),
+            "backend": step.get("backend"),
+            "backend_versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+            "seconds": step.get("seconds"),
+            "info": info,
+        })
+    return out
+
+
+def _recipe_yaml(recipe: Sequence[dict[str, Any]]) -> str:
+    steps = []
+    for step in recipe:
+        options = dict(step)
+        steps.append({options.pop("kind", "?"): options})
+    return yaml.safe_dump({"recipe": steps}, sort_keys=False).rstrip()
+
+
+def _metric_rows(results: dict[str, Any] | None) -> list[dict[str, Any]]:
+    rows = []
+    metrics = (results or {}).get("metrics") or {}
+    order = {name: i for i, name in enumerate(_METRIC_LABELS)}
+    for name in sorted(metrics, key=lambda n: (order.get(n, len(order)), n)):
+        metric = metrics[name] or {}
+        value, base, ratio = metric.get("value"), metric.get("base"), metric.get("ratio")
+        unit = metric.get("unit") or ""
+        if ratio is None and isinstance(value, (int, float)) and isinstance(base, (int, float)) and base:
+            ratio = value / base
+        higher = metric.get("higher_is_better")
+        verdict = ""
+        if isinstance(ratio, (int, float)) and higher is not None and abs(ratio - 1) > 0.01:
+            verdict = "better" if (ratio > 1) == bool(higher) else "worse"
+        label = _METRIC_LABELS.get(name) or name.replace("lm_eval/", "").replace("_", " ")
+        details = []
+        if metric.get("tokens"):
+            details.append(f"{metric['tokens']} tokens")
+        if metric.get("context"):
+            details.append(f"window {metric['context']}")
+        if metric.get("stride"):
+            details.append(f"stride {metric['stride']}")
+        if metric.get("spread") is not None:
+            details.append(f"spread {_fmt(metric['spread'], unit)} ({metric.get('spread_kind', 'iqr')})")
+        if metric.get("stderr") is not None:
+            details.append(f"± {_fmt(metric['stderr'], unit)}")
+        rows.append({
+            "name": name,
+            "label": label,
+            "unit": unit,
+            "value": value,
+            "base": base,
+            "ratio": ratio,
+            "value_text": _fmt(value, unit),
+            "base_text": _fmt(base, unit),
+            "ratio_text": f"×{ratio:.3f}" if isinstance(ratio, (int, float)) else "-",
+            "direction": "" if higher is None else ("higher is better" if higher else "lower is better"),
+            "verdict": verdict,
+            "details": ", ".join(details),
+            "dataset": metric.get("dataset"),
+            "config": ", ".join(details) or None,
+        })
+    return rows
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value)
+    if unit == "count" and isinstance(value, (int, float)):
+        return f"{value / 1e6:,.2f} M" if value >= 1e5 else f"{int(value):,}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if unit == "fraction":
+            return f"{value:.3f}"
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        if abs(value) >= 100:
+            return f"{value:.1f}"
+        return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
+    return str(value)
+
+
+def _model_index_dataset(row: dict[str, Any], context: dict[str, Any]) -> tuple[str, str]:
+    hub = _lm_eval_dataset(row["name"])
+    if hub:
+        return hub[0], hub[0]
+    if row.get("dataset"):
+        # Not a Hub dataset id (no slash): the held-out text the benchmark read, named for people.
+        return "held-out-text", str(row["dataset"])
+    return "hfcompress-benchmark", f"hfcompress benchmark on {context['hardware_text'] or 'this hardware'}"
+
+
+def _lm_eval_dataset(name: str) -> tuple[str, str] | None:
+    parts = name.split("/")
+    if len(parts) >= 2 and parts[0] == "lm_eval":
+        return _LM_EVAL_DATASETS.get(parts[1])
+    return None
+
+
+def _hub_dataset_from(description: Any) -> str | None:
+    # hfcompress.data describes Hub datasets as "datasets <id>[:config] (<split>)"; everything else
+    # (the offline corpus, files, lists of strings) is not a Hub dataset and stays out of the metadata.
+    match = re.match(r"^datasets (\S+)", str(description or ""))
+    if not match:
+        return None
+    dataset_id = match.group(1).split(":")[0]
+    return dataset_id if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", dataset_id) else None
+
+
+def _hub_datasets(calibration: Any, evaluation: Any, results: dict[str, Any] | None) -> list[str]:
+    found = []
+    if isinstance(calibration, dict):
+        found.append(_hub_dataset_from(calibration.get("description")))
+    if isinstance(evaluation, dict):
+        found.append(_hub_dataset_from(evaluation.get("description") or evaluation.get("source")))
+    for name in ((results or {}).get("metrics") or {}):
+        hub = _lm_eval_dataset(name)
+        found.append(hub[0] if hub else None)
+    return list(dict.fromkeys(d for d in found if d))
+
+
+def _calibration_text(calibration: Any) -> str | None:
+    if not isinstance(calibration, dict):
+        return None
+    parts = [str(calibration.get("description") or calibration.get("source") or "unknown text")]
+    if calibration.get("num_samples") and calibration.get("seq_len"):
+        parts.append(f"{calibration['num_samples']} samples x {calibration['seq_len']} tokens")
+    if calibration.get("seed") is not None:
+        parts.append(f"seed {calibration['seed']}")
+    return ", ".join(parts)
+
+
+def _evaluation_text(evaluation: Any, metrics: list[dict[str, Any]]) -> str | None:
+    if isinstance(evaluation, dict):
+        text = evaluation.get("description") or evaluation.get("source")
+        tokens = evaluation.get("tokens")
+        if text:
+            return f"{text}{f', {tokens} tokens' if tokens else ''}"
+    for row in metrics:
+        if row.get("dataset"):
+            return str(row["dataset"])
+    return None
+
+
+def _hardware_text(hardware: dict[str, Any]) -> str:
+    if not hardware:
+        return ""
+    if hardware.get("gpu"):
+        gpu = hardware["gpu"]
+        return f"{gpu.get('name')} ({gpu.get('memory_gb')} GB), {hardware.get('cpu', 'CPU')}"
+    threads = f", {hardware['torch_threads']} torch threads" if hardware.get("torch_threads") else ""
+    memory = f", {hardware['memory_gb']} GB RAM" if hardware.get("memory_gb") else ""
+    return f"CPU only: {hardware.get('cpu_count', '?')} x {hardware.get('cpu', 'CPU')}{threads}{memory}"
+
+
+def _reproduce_command(base: dict[str, Any], recipe: Sequence[dict[str, Any]], name: str, evaluated: bool) -> str:
+    parts = ["hfcompress", "compress"]
+    if base.get("kind") == "hub":
+        parts.append(str(base.get("model_id")))
+        if base.get("revision"):
+            parts += ["--revision", str(base["revision"])]
+    elif base.get("kind") in ("folder", "gguf"):
+        parts.append(f"path/to/{Path(str(base.get('model_id'))).name}")
+    parts += ["--recipe", "recipe.yaml", "-o", name]
+    if evaluated:
+        parts.append("--evaluate")
+    return " ".join(parts)
+
+
+def _limits(kinds: Sequence[str], recipe: Sequence[dict[str, Any]], metrics: list[dict[str, Any]],
+            results: dict[str, Any] | None, base: dict[str, Any], fmt: str) -> list[str]:
+    limits = []
+    if results is None:
+        limits.append("This variant was not benchmarked: there are no measured numbers for it. Run "
+                      "`hfcompress bench` (or `cm.evaluate()`) before trusting it.")
+    worse = [f"{row['label']} ({row['value_text']} vs {row['base_text']} {row['unit']}, {row['ratio_text']})"
+             for row in metrics if row["verdict"] == "worse"]
+    if worse:
+        limits.append("Worse than the base model: " + "; ".join(worse) + ".")
+    if results is not None:
+        limits.append("The numbers cover only the held-out text named above and the hardware named above; "
+                      "other text, tasks, prompt lengths or machines can behave differently. Perplexity does not "
+                      "measure instruction following, safety or factuality.")
+    for skipped in (results or {}).get("skipped") or []:
+        limits.append(f"Not measured: {skipped.get('metric')} ({skipped.get('reason')}).")
+    if base.get("note"):
+        limits.append(f"Base model: {base['note']}. The 'base' numbers are of that model, not of the original upload.")
+    if "prune" in kinds and not (_QUANT_KINDS & set(kinds)):
+        limits.append("Pruned weights are stored as dense tensors holding zeros: the files are not smaller and "
+                      "plain transformers runs no faster; speed-ups need a sparsity-aware runtime.")
+    if _QUANT_KINDS & set(kinds):
+        limits.append("Weight-only quantization: activations stay in floating point; speed depends on the "
+                      "kernels of the runtime (CPU runs of packed weights can be slower than the base).")
+    if "distill" in kinds:
+        limits.append("Distillation trained on a small amount of text; behaviour outside that text may drift from the teacher.")
+    return limits
+
+
+def _base_license(base: dict[str, Any], base_id: str | None) -> str | None:
+    # Read the license from the base's own card when a copy is on disk (a folder, or the Hub cache).
+    candidates = []
+    if base.get("path"):
+        candidates.append(Path(str(base["path"])) / "README.md")
+    if base_id:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(base_id, "README.md", revision=base.get("revision"))
+            if isinstance(cached, str):
+                candidates.append(Path(cached))
+        except Exception:
+            pass
+    for path in candidates:
+        if path.is_file():
+            license_id = _license_from_readme(path)
+            if license_id:
+                return license_id
+    return _KNOWN_LICENSES.get(base_id or "")
+
+
+def _license_from_readme(path: Path) -> str | None:
+    from huggingface_hub import metadata_load
+
+    try:
+        meta = metadata_load(path) or {}
+    except Exception:
+        return None
+    license_id = meta.get("license")
+    return str(license_id) if isinstance(license_id, str) else None
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise HFCompressError(f"{str(path)!r} could not be read as JSON ({err}); re-save the variant") from None
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def sibling_entry(folder: str | os.PathLike, repo_id: str) -> dict[str, Any]:
+    """A ``siblings`` item for a card: the repo id, the variant name, its recipe in short, and key numbers.
+
+    Example:
+        >>> sibling_entry("runs/demo/gptq-4bit", "me/SmolLM2-135M-Instruct-gptq-4bit")["repo_id"]   # doctest: +SKIP
+        'me/SmolLM2-135M-Instruct-gptq-4bit'
+    """
+    folder = Path(folder)
+    manifest = _read_json(folder / "hfcompress.json")
+    results = _read_json(folder / "results.json") if (folder / "results.json").is_file() else None
+    recipe = manifest.get("recipe") or []
+    summary = " + ".join(_short_step(step) for step in recipe) or "no compression"
+    numbers = []
+    for row in _metric_rows(results):
+        if row["name"] in ("perplexity", "size_on_disk") and row["value"] is not None:
+            numbers.append(f"{row['label'].lower()} {row['value_text']} {row['unit']}, {row['ratio_text']} of base")
+    return {"repo_id": repo_id, "name": repo_id.split("/")[-1], "summary": summary, "numbers": "; ".join(numbers)}
+
+
+def _short_step(step: dict[str, Any]) -> str:
+    kind = step.get("kind")
+    if kind in _QUANT_KINDS:
+        return f"{kind.upper()} {step.get('bits')}-bit"
+    if kind == "prune":
+        pattern = step.get("pattern") or "unstructured"
+        return f"{step.get('method')} {pattern if pattern != 'unstructured' else format(float(step.get('sparsity', 0)), '.0%')} pruning"
+    if kind == "structured_prune":
+        return f"structured pruning ({step.get('target')} {float(step.get('ratio', 0)):.0%})"
+    if kind == "low_rank":
+        return "low-rank SVD"
+    if kind == "distill":
+        return "distillation"
+    return str(kind)
+
+
+def iter_variant_folders(runs_dir: str | os.PathLike) -> Iterable[Path]:
+    """Variant folders (holding hfcompress.json) inside a runs directory, sorted; temp folders skipped."""
+    root = Path(runs_dir).expanduser()
+    return sorted(p.parent for p in root.glob("*/hfcompress.json") if not p.parent.name.startswith("."))
