@@ -8,7 +8,29 @@ Example:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass
+class WindowScores:
+    """What one sliding-window pass over a text measured.
+
+    Attributes:
+        nll: summed negative log-likelihood of the scored tokens, in nats.
+        count: number of scored tokens (every token after the first, once).
+        predictions: the model's greedy next-token choice at every scored position (1-D LongTensor, CPU),
+            used to measure how often a compressed model agrees with its base.
+    """
+
+    nll: float
+    count: int
+    predictions: Any
+
+    @property
+    def perplexity(self) -> float:
+        """exp(mean negative log-likelihood per scored token)."""
+        return math.exp(self.nll / self.count)
 
 
 def perplexity(model: Any, input_ids: Any, *, context: int = 512, stride: int = 256, progress: bool = False) -> float:
@@ -27,7 +49,25 @@ def perplexity(model: Any, input_ids: Any, *, context: int = 512, stride: int = 
 
 
 def negative_log_likelihood(model: Any, input_ids: Any, *, context: int = 512, stride: int = 256, progress: bool = False) -> tuple[float, int]:
-    """(summed negative log-likelihood in nats, number of scored tokens) for the sliding-window scheme."""
+    """(summed negative log-likelihood in nats, number of scored tokens) for the sliding-window scheme.
+
+    Example:
+        >>> nll, n = negative_log_likelihood(model, ids, context=512, stride=256)   # doctest: +SKIP
+        >>> n == len(ids) - 1
+        True
+    """
+    scores = score_windows(model, input_ids, context=context, stride=stride, progress=progress)
+    return scores.nll, scores.count
+
+
+def score_windows(model: Any, input_ids: Any, *, context: int = 512, stride: int = 256, progress: bool = False) -> WindowScores:
+    """One sliding-window pass: summed NLL, scored-token count and the greedy prediction at each scored token.
+
+    Example:
+        >>> s = score_windows(model, ids, context=512, stride=256)    # doctest: +SKIP
+        >>> s.perplexity, s.predictions.shape
+        (11.7, torch.Size([4095]))
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -40,9 +80,10 @@ def negative_log_likelihood(model: Any, input_ids: Any, *, context: int = 512, s
         raise ValueError("perplexity needs at least 2 tokens")
     device = next(model.parameters()).device
     total, counted, prev_end = 0.0, 0, 0
+    predictions = []
     starts = list(range(0, n - 1, stride))
     with torch.inference_mode():
-        for begin in tqdm(starts, desc="perplexity", unit="window", disable=not progress):
+        for begin in tqdm(starts, desc="perplexity", unit="window", disable=not progress, leave=False):
             end = min(begin + context, n)
             window = input_ids[begin:end].to(device).unsqueeze(0)
             logits = model(window).logits[0, :-1].float()
@@ -52,7 +93,8 @@ def negative_log_likelihood(model: Any, input_ids: Any, *, context: int = 512, s
             losses = torch.nn.functional.cross_entropy(logits[first_new:], targets[first_new:], reduction="sum")
             total += float(losses)
             counted += int(targets[first_new:].numel())
+            predictions.append(logits[first_new:].argmax(dim=-1).cpu())
             prev_end = end
             if end == n:
                 break
-    return total, counted
+    return WindowScores(total, counted, torch.cat(predictions))

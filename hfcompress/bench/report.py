@@ -1,0 +1,223 @@
+"""One comparison of many variants of one base model: a table (Markdown and CSV, base first) and plots.
+
+Reads results.json dicts (see ``load_results``); a missing metric shows as an empty cell, never an error.
+
+Example:
+    >>> from hfcompress.bench import load_results
+    >>> from hfcompress.bench.report import write_comparison
+    >>> write_comparison(load_results("runs/demo"), "runs/demo")      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Sequence
+
+# (column title, metric, field, format); field "value" or "ratio".
+COLUMNS: tuple[tuple[str, str, str, str], ...] = (
+    ("size (MB)", "size_on_disk", "value", "{:.1f}"),
+    ("size ratio", "size_on_disk", "ratio", "{:.3f}"),
+    ("params (M)", "parameters", "value", "{:.1f}"),
+    ("bits/weight", "bits_per_weight", "value", "{:.2f}"),
+    ("bits/weight (layers)", "bits_per_weight_linear", "value", "{:.2f}"),
+    ("sparsity", "sparsity", "value", "{:.3f}"),
+    ("perplexity", "perplexity", "value", "{:.2f}"),
+    ("ppl ratio", "perplexity", "ratio", "{:.3f}"),
+    ("next-token agreement", "next_token_agreement", "value", "{:.3f}"),
+    ("prefill (tok/s)", "prefill_tokens_per_s", "value", "{:.0f}"),
+    ("decode (tok/s)", "decode_tokens_per_s", "value", "{:.1f}"),
+    ("decode b8 (tok/s)", "decode_tokens_per_s_batch8", "value", "{:.1f}"),
+    ("TTFT (ms)", "time_to_first_token", "value", "{:.0f}"),
+    ("peak mem (MB)", "peak_memory", "value", "{:.0f}"),
+    ("compress (s)", "compress_time", "value", "{:.0f}"),
+)
+
+
+def _recipe_text(results: dict[str, Any]) -> str:
+    from ..config import CompressionConfig
+
+    parts = []
+    for step in results.get("variant", {}).get("recipe", []):
+        try:
+            parts.append(CompressionConfig.from_dict(step).describe())
+        except Exception:  # a recipe from a newer version: show its kind
+            parts.append(str(step.get("kind")))
+    return " + ".join(parts) or "none"
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` through a temp file and ``os.replace`` (readers never see half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def comparison_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows (dicts of raw numbers) for the table: the base model first, then each variant.
+
+    The base row takes each metric's ``base`` value from the variants (all measured on the same data).
+
+    Example:
+        >>> comparison_rows(load_results("runs/demo"))[0]["variant"]    # doctest: +SKIP
+        'base: HuggingFaceTB/SmolLM2-135M-Instruct'
+    """
+    rows: list[dict[str, Any]] = []
+    if not results:
+        return rows
+    base_metrics: dict[str, Any] = {}
+    for res in results:
+        for metric, m in res.get("metrics", {}).items():
+            if m.get("base") is not None and metric not in base_metrics:
+                base_metrics[metric] = m["base"]
+    base_id = results[0].get("base_model", {}).get("model_id", "base")
+    if base_metrics:
+        base_row: dict[str, Any] = {"variant": f"base: {base_id}", "recipe": "none"}
+        for title, metric, fld, _ in COLUMNS:
+            base_row[title] = base_metrics.get(metric) if fld == "value" else (1.0 if metric in base_metrics else None)
+        rows.append(base_row)
+    for res in results:
+        row: dict[str, Any] = {"variant": res["variant"]["name"], "recipe": _recipe_text(res)}
+        for title, metric, fld, _ in COLUMNS:
+            row[title] = res.get("metrics", {}).get(metric, {}).get(fld)
+        rows.append(row)
+    return rows
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None:
+        return ""
+    if fmt == "{:.1f}" and isinstance(value, (int, float)) and abs(value) >= 1e5:
+        return f"{value:,.0f}"
+    return fmt.format(value) if isinstance(value, (int, float)) else str(value)
+
+
+def comparison_markdown(rows: Sequence[dict[str, Any]], *, extra: Sequence[str] = ()) -> str:
+    """A Markdown table of ``comparison_rows`` (parameters in millions, sizes in MB)."""
+    titles = ["variant", "recipe"] + [c[0] for c in COLUMNS]
+    fmts = {c[0]: c[3] for c in COLUMNS}
+    present = [t for t in titles if t in ("variant", "recipe") or any(r.get(t) is not None for r in rows)]
+    lines = ["| " + " | ".join(present) + " |", "|" + "|".join("---" if t in ("variant", "recipe") else "---:" for t in present) + "|"]
+    for row in rows:
+        cells = []
+        for title in present:
+            value = row.get(title)
+            if title == "params (M)" and isinstance(value, (int, float)):
+                value = value / 1e6
+            cells.append(str(value) if title in ("variant", "recipe") else _cell(value, fmts[title]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, *extra]) + "\n"
+
+
+def comparison_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """CSV text of ``comparison_rows``: raw numbers (parameters as a count, sizes in MB), one header line."""
+    titles = ["variant", "recipe"] + [c[0] for c in COLUMNS]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=titles, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({t: ("" if row.get(t) is None else row.get(t)) for t in titles})
+    return buffer.getvalue()
+
+
+def pareto_front(points: Sequence[tuple[float, float]], *, maximize_x: bool = False) -> list[int]:
+    """Indices of the points no other point beats on both axes (y is always minimized), sorted by x.
+
+    Example:
+        >>> pareto_front([(1, 5), (2, 3), (3, 4), (4, 1)])
+        [0, 1, 3]
+    """
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0] if maximize_x else points[i][0], points[i][1]))
+    front, best_y = [], float("inf")
+    for i in order:
+        if points[i][1] < best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def _scatter(rows: Sequence[dict[str, Any]], x_col: str, path: Path, *, title: str, xlabel: str, maximize_x: bool,
+             note: str) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [(r[x_col], r["perplexity"], r["variant"], i == 0 and r["variant"].startswith("base:"))
+           for i, r in enumerate(rows) if isinstance(r.get(x_col), (int, float)) and isinstance(r.get("perplexity"), (int, float))]
+    if not pts:
+        return None
+    front = set(pareto_front([(p[0], p[1]) for p in pts], maximize_x=maximize_x))
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
+    for i, (x, y, label, is_base) in enumerate(pts):
+        if is_base:
+            ax.scatter(x, y, marker="*", s=320, color="#d62728", edgecolor="black", zorder=4, label="base model")
+        else:
+            ax.scatter(x, y, s=80, color="#1f77b4" if i in front else "#9e9e9e", edgecolor="black", zorder=3)
+        ax.annotate(label.replace("base: ", "base\n"), (x, y), textcoords="offset points", xytext=(7, 6), fontsize=8)
+    line = sorted((pts[i][0], pts[i][1]) for i in front)
+    if len(line) > 1:
+        ax.step([p[0] for p in line], [p[1] for p in line], where="post" if not maximize_x else "pre",
+                color="#1f77b4", linestyle="--", linewidth=1.5, zorder=2, label="Pareto front")
+    ax.scatter([], [], s=80, color="#1f77b4", edgecolor="black", label="on the Pareto front")
+    ax.scatter([], [], s=80, color="#9e9e9e", edgecolor="black", label="dominated")
+    ys = [p[1] for p in pts]
+    if max(ys) / max(min(ys), 1e-9) > 20:
+        ax.set_yscale("log")  # one broken variant would otherwise flatten all others
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("perplexity (lower is better)")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.text(0.01, 0.01, note, fontsize=7, color="#555555")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    tmp = path.with_name(f".{path.stem}.tmp-{uuid.uuid4().hex[:8]}.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def write_plots(rows: Sequence[dict[str, Any]], out_dir: str | os.PathLike, *, note: str = "") -> list[Path]:
+    """``size_vs_perplexity.png`` (Pareto front: smaller and better) and ``speed_vs_perplexity.png`` (faster and better).
+
+    Example:
+        >>> write_plots(comparison_rows(load_results("runs/demo")), "runs/demo")    # doctest: +SKIP
+    """
+    out = Path(out_dir)
+    made = [
+        _scatter(rows, "size (MB)", out / "size_vs_perplexity.png", title="Size on disk vs perplexity",
+                 xlabel="size on disk (MB, lower is better)", maximize_x=False, note=note),
+        _scatter(rows, "decode (tok/s)", out / "speed_vs_perplexity.png", title="Decode speed (batch 1) vs perplexity",
+                 xlabel="decode tokens/s at batch 1 (higher is better)", maximize_x=True, note=note),
+    ]
+    return [p for p in made if p is not None]
+
+
+def write_comparison(results: Sequence[dict[str, Any]], out_dir: str | os.PathLike, *, notes: Sequence[str] = ()) -> dict[str, Path]:
+    """Write ``comparison.md``, ``comparison.csv`` and the two plots into ``out_dir``; returns their paths.
+
+    Example:
+        >>> paths = write_comparison(load_results("runs/demo"), "runs/demo")       # doctest: +SKIP
+        >>> sorted(paths)
+        ['csv', 'markdown', 'size_plot', 'speed_plot']
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = comparison_rows(results)
+    paths: dict[str, Path] = {}
+    paths["markdown"] = write_text_atomic(out / "comparison.md", comparison_markdown(rows, extra=[""] + [f"- {n}" for n in notes] if notes else ()))
+    paths["csv"] = write_text_atomic(out / "comparison.csv", comparison_csv(rows))
+    first = results[0] if results else {}
+    hw = first.get("environment", {}).get("hardware", {})
+    ev = first.get("data", {}).get("eval", {})
+    note = (f"{first.get('base_model', {}).get('model_id', '')}; perplexity on {ev.get('max_tokens', '?')} tokens "
+            f"(context {ev.get('context', '?')}, stride {ev.get('stride', '?')}); {hw.get('cpu_count', '?')} x {hw.get('cpu', '?')}"
+            + (f", GPU {hw['gpu']['name']}" if hw.get("gpu") else ""))
+    for path in write_plots(rows, out, note=note):
+        paths["size_plot" if path.name.startswith("size") else "speed_plot"] = path
+    return paths

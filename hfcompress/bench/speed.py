@@ -1,0 +1,121 @@
+"""Prefill and decode speed: time to first token, prefill tokens/s, decode tokens/s at batch 1 and a larger batch.
+
+Each number is the median of ``runs`` timed runs after ``warmup`` untimed ones, with the spread
+(interquartile range for 4+ runs, else max - min) so a reader sees how noisy the machine was.
+The loop is plain greedy decoding with the KV cache (what ``generate`` does, without its per-step
+bookkeeping), so prefill and decode are timed separately.
+
+Example:
+    >>> from hfcompress.bench.speed import measure_speed
+    >>> speed = measure_speed(model, ids, prompt_tokens=128, new_tokens=32, runs=5)    # doctest: +SKIP
+    >>> speed["decode_tokens_per_s"]["value"]
+    41.2
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any, Sequence
+
+
+def summarize(samples: Sequence[float]) -> dict[str, Any]:
+    """Median and spread of timed samples: ``{"value", "spread", "spread_kind", "min", "max", "runs"}``.
+
+    Example:
+        >>> summarize([1.0, 2.0, 3.0])["value"], summarize([1.0, 2.0, 3.0])["spread_kind"]
+        (2.0, 'range')
+    """
+    values = sorted(samples)
+    if len(values) >= 4:
+        q = statistics.quantiles(values, n=4, method="inclusive")
+        spread, kind = q[2] - q[0], "iqr"
+    else:
+        spread, kind = values[-1] - values[0], "range"
+    return {
+        "value": statistics.median(values),
+        "spread": spread,
+        "spread_kind": kind,
+        "min": values[0],
+        "max": values[-1],
+        "runs": len(values),
+    }
+
+
+def _prompt_batch(text_ids: Any, batch: int, length: int) -> Any:
+    import torch
+
+    ids = text_ids.reshape(-1)
+    need = batch * length
+    if ids.numel() < need:
+        ids = ids.repeat(need // max(ids.numel(), 1) + 1)
+    return ids[:need].reshape(batch, length).clone()
+
+
+def _one_run(model: Any, prompt: Any, new_tokens: int, sync: Any) -> tuple[float, float]:
+    import torch
+
+    with torch.inference_mode():
+        sync()
+        start = time.perf_counter()
+        out = model(prompt, use_cache=True)
+        next_ids = out.logits[:, -1].argmax(dim=-1, keepdim=True)
+        sync()
+        prefill = time.perf_counter() - start
+        cache = out.past_key_values
+        start = time.perf_counter()
+        for _ in range(new_tokens):
+            out = model(next_ids, past_key_values=cache, use_cache=True)
+            cache = out.past_key_values
+            next_ids = out.logits[:, -1].argmax(dim=-1, keepdim=True)
+        sync()
+        decode = time.perf_counter() - start
+    return prefill, decode
+
+
+def measure_speed(
+    model: Any,
+    text_ids: Any,
+    *,
+    prompt_tokens: int = 128,
+    new_tokens: int = 32,
+    batch_sizes: Sequence[int] = (1, 8),
+    runs: int = 5,
+    warmup: int = 1,
+) -> dict[str, dict[str, Any]]:
+    """Time prefill and decode; returns metric name -> measurement (value, unit, spread, runs, settings).
+
+    Metrics: ``time_to_first_token`` (ms, batch 1), ``prefill_tokens_per_s`` (batch 1), ``decode_tokens_per_s``
+    (batch 1) and ``decode_tokens_per_s_batch{B}`` / ``prefill_tokens_per_s_batch{B}`` for each larger batch.
+
+    Example:
+        >>> measure_speed(model, ids, runs=3)["time_to_first_token"]["unit"]     # doctest: +SKIP
+        'ms'
+    """
+    import torch
+
+    if runs < 1 or warmup < 0 or prompt_tokens < 1 or new_tokens < 1:
+        raise ValueError("runs, prompt_tokens and new_tokens must be positive and warmup >= 0")
+    device = next(model.parameters()).device
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    settings = {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "warmup": warmup}
+    metrics: dict[str, dict[str, Any]] = {}
+    for batch in batch_sizes:
+        prompt = _prompt_batch(text_ids, batch, prompt_tokens).to(device)
+        for _ in range(warmup):
+            _one_run(model, prompt, new_tokens, sync)
+        prefills, decodes = [], []
+        for _ in range(runs):
+            prefill, decode = _one_run(model, prompt, new_tokens, sync)
+            prefills.append(prefill)
+            decodes.append(decode)
+        suffix = "" if batch == 1 else f"_batch{batch}"
+        common = {"higher_is_better": True, "batch_size": batch, **settings}
+        metrics[f"prefill_tokens_per_s{suffix}"] = {
+            **summarize([batch * prompt_tokens / t for t in prefills]), "unit": "tokens/s", **common}
+        metrics[f"decode_tokens_per_s{suffix}"] = {
+            **summarize([batch * new_tokens / t for t in decodes]), "unit": "tokens/s", **common}
+        if batch == 1:
+            metrics["time_to_first_token"] = {
+                **summarize([t * 1000 for t in prefills]), "unit": "ms", **common, "higher_is_better": False}
+    return metrics

@@ -1,0 +1,349 @@
+"""Grids: run named recipes over one base model, save every variant with its results and card, compare them.
+
+A grid resumes: a variant whose folder holds a valid results.json is finished and never redone; a variant
+interrupted half-way left only a temp folder, which ``atomic_directory`` removed. The base model is measured
+once per grid (its numbers are cached in ``<output_dir>/.base-cache.json``). At the end one comparison is
+written: ``comparison.md``, ``comparison.csv``, ``size_vs_perplexity.png`` and ``speed_vs_perplexity.png``.
+
+Grid YAML::
+
+    model: HuggingFaceTB/SmolLM2-135M      # optional; omitted = the embedded SmolLM2-135M-Instruct
+    num_samples: 64                        # optional calibration settings, seed, backend
+    evaluate: {max_tokens: 4096, speed_runs: 5}   # optional, passed to hfcompress.bench.evaluate
+    variants:
+      rtn-int8: [{rtn: {bits: 8}}]
+      gptq-4bit: [{gptq: {bits: 4, group_size: 64}}]
+      awq-4bit: {recipe: [{awq: {group_size: 64}}], num_samples: 16}   # per-variant calibration settings
+
+Example:
+    >>> import hfcompress as hfc
+    >>> out = hfc.run_grid("grid.yaml", output_dir="runs/smollm2")          # doctest: +SKIP
+    >>> print(out.table())
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import re
+import shlex
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import HFCompressError
+
+logger = logging.getLogger("hfcompress")
+
+BASE_CACHE_NAME = ".base-cache.json"
+GRID_FILE_NAME = "grid.yaml"
+_SETTING_KEYS = ("model", "calibration", "num_samples", "seq_len", "seed", "backend", "evaluate")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass
+class GridVariant:
+    """One named recipe of a grid, with optional calibration settings of its own."""
+
+    name: str
+    recipe: list[Any]
+    num_samples: int | None = None
+    seq_len: int | None = None
+
+    def to_yaml_dict(self) -> Any:
+        """The YAML form (``[steps]`` or ``{recipe: [steps], num_samples: N}``)."""
+        from .config import recipe_to_dicts
+
+        steps = []
+        for step in recipe_to_dicts(self.recipe):
+            kind = step.pop("kind")
+            steps.append({kind: step})
+        if self.num_samples is None and self.seq_len is None:
+            return steps
+        out: dict[str, Any] = {"recipe": steps}
+        if self.num_samples is not None:
+            out["num_samples"] = self.num_samples
+        if self.seq_len is not None:
+            out["seq_len"] = self.seq_len
+        return out
+
+
+@dataclass
+class GridResult:
+    """What a grid run produced.
+
+    Attributes:
+        output_dir: the runs folder.
+        results: results.json dicts of every finished variant (this run's and earlier ones'), in grid order.
+        computed: names compressed and measured in this run.
+        resumed: names found finished and left alone.
+        skipped: name -> reason (e.g. "not available: backend ... needs ...").
+        failed: name -> one-line error.
+        files: comparison.md / comparison.csv / plots.
+        seconds: wall time of this run.
+    """
+
+    output_dir: Path
+    results: list[dict[str, Any]] = field(default_factory=list)
+    computed: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def table(self) -> str:
+        """The comparison table (Markdown), base first, followed by what was skipped or failed."""
+        from .bench.report import comparison_markdown, comparison_rows
+
+        return comparison_markdown(comparison_rows(self.results), extra=self.notes())
+
+    def notes(self) -> list[str]:
+        """Lines about skipped and failed variants."""
+        lines = [f"- {name}: skipped: {why}" for name, why in self.skipped.items()]
+        lines += [f"- {name}: failed: {why}" for name, why in self.failed.items()]
+        return ([""] + lines) if lines else []
+
+
+def parse_grid(grid: Any) -> tuple[dict[str, GridVariant], dict[str, Any]]:
+    """Read a grid (YAML path, YAML text with ``variants:``, or dict) into variants and settings.
+
+    Example:
+        >>> variants, settings = parse_grid({"variants": {"rtn-int8": [{"rtn": {"bits": 8}}]}, "num_samples": 32})
+        >>> list(variants), settings["num_samples"]
+        (['rtn-int8'], 32)
+    """
+    from .config import as_recipe
+
+    where = "grid"
+    if isinstance(grid, (str, os.PathLike)):
+        path = Path(grid).expanduser()
+        if path.is_file():
+            where = str(path)
+            grid = path.read_text(encoding="utf-8")
+        elif isinstance(grid, str) and "\n" in grid:
+            pass
+        else:
+            raise HFCompressError(f"grid file {str(grid)!r} not found")
+        try:
+            grid = yaml.safe_load(grid)
+        except yaml.YAMLError as err:
+            raise HFCompressError(f"{where}: the grid YAML could not be parsed: {str(err).splitlines()[0]}") from None
+    if not isinstance(grid, Mapping) or not grid:
+        raise HFCompressError(f"{where}: a grid needs a 'variants:' mapping of name -> list of steps")
+    if "variants" in grid or "recipes" in grid:
+        raw = grid.get("variants", grid.get("recipes"))
+        settings = {k: v for k, v in grid.items() if k not in ("variants", "recipes")}
+    else:
+        raw, settings = grid, {}
+    unknown = sorted(set(settings) - set(_SETTING_KEYS))
+    if unknown:
+        raise HFCompressError(f"{where}: unknown grid setting {', '.join(map(repr, unknown))}; valid: {', '.join(_SETTING_KEYS)}, variants")
+    if not isinstance(raw, Mapping) or not raw:
+        raise HFCompressError(f"{where}: 'variants:' must map names to lists of steps, e.g. rtn-int8: [{{rtn: {{bits: 8}}}}]")
+    variants: dict[str, GridVariant] = {}
+    for name, value in raw.items():
+        name = str(name)
+        if not _NAME.fullmatch(name):
+            raise HFCompressError(f"{where}: variant name {name!r} must use letters, digits, '.', '_' or '-'")
+        extra: dict[str, Any] = {}
+        if isinstance(value, Mapping) and "recipe" in value:
+            extra = {k: value[k] for k in ("num_samples", "seq_len") if value.get(k) is not None}
+            bad = sorted(set(value) - {"recipe", "num_samples", "seq_len"})
+            if bad:
+                raise HFCompressError(f"{where}: variant {name!r} has unknown key(s) {', '.join(bad)}; use recipe, num_samples, seq_len")
+            value = value["recipe"]
+        recipe = as_recipe(value)
+        if not recipe:
+            raise HFCompressError(f"{where}: variant {name!r} has no steps")
+        variants[name] = GridVariant(name, recipe, **extra)
+    return variants, dict(settings)
+
+
+def grid_yaml(variants: Mapping[str, GridVariant], settings: Mapping[str, Any]) -> str:
+    """YAML text of a grid with its settings (what ``run_grid`` writes to ``<output_dir>/grid.yaml``)."""
+    data = {k: v for k, v in settings.items() if v is not None}
+    data["variants"] = {name: v.to_yaml_dict() for name, v in variants.items()}
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+def _default_output_dir(model: Any) -> Path:
+    from .loading import resolve_source
+
+    source = resolve_source(model)
+    return Path("runs") / str(source.model_id).rstrip("/").split("/")[-1]
+
+
+def _load_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text[:300] if isinstance(err, HFCompressError) else f"{type(err).__name__}: {text[:300]}"
+
+
+def run_grid(
+    grid: Any,
+    base_model: Any = None,
+    output_dir: str | os.PathLike | None = None,
+    *,
+    calibration: Any = None,
+    num_samples: int | None = None,
+    seq_len: int | None = None,
+    seed: int | None = None,
+    backend: str | None = None,
+    evaluate_kwargs: Mapping[str, Any] | None = None,
+    only: list[str] | None = None,
+    progress: bool = True,
+) -> GridResult:
+    """Run every named recipe of ``grid`` over one base model; save, measure and compare the variants.
+
+    Finished variants (a valid results.json in ``output_dir/<name>``) are kept and not redone, so an
+    interrupted grid resumes where it stopped. A variant whose backend is not installed is skipped with the
+    reason; one that fails is reported and the grid goes on.
+
+    Args:
+        grid: a grid YAML path, or a dict ``{"variants": {name: recipe}, ...settings}`` or ``{name: recipe}``.
+        base_model: Hub id, folder, or None (the grid's ``model:``, else the embedded SmolLM2-135M-Instruct).
+        output_dir: where variants go (default ``runs/<base model name>``).
+        calibration, num_samples, seq_len, seed, backend: override the grid's settings (defaults: "default",
+            128, 512, 0, "auto"); a variant's own ``num_samples``/``seq_len`` win over both.
+        evaluate_kwargs: passed to ``hfcompress.bench.evaluate`` (e.g. ``{"max_tokens": 2048}``), over the grid's.
+        only: run only these variant names.
+
+    Example:
+        >>> out = run_grid({"rtn-int8": [hfc.RTNConfig(bits=8)]}, output_dir="runs/x")     # doctest: +SKIP
+        >>> out.files["markdown"]
+        PosixPath('runs/x/comparison.md')
+    """
+    from tqdm.auto import tqdm
+
+    from .api import CompressedModel
+    from .atomic import atomic_directory, write_json_atomic
+    from .bench.benchmark import evaluate
+    from .bench.report import write_comparison, write_text_atomic
+    from .bench.results import read_results, write_results
+    from .methods.registry import get_adapter
+
+    started = time.perf_counter()
+    variants, settings = parse_grid(grid)
+    if only:
+        missing = [n for n in only if n not in variants]
+        if missing:
+            raise HFCompressError(f"no variant named {', '.join(map(repr, missing))} in the grid; names: {', '.join(variants)}")
+        variants = {n: v for n, v in variants.items() if n in only}
+    model = base_model if base_model is not None else settings.get("model")
+    eval_kw = {**(settings.get("evaluate") or {}), **(evaluate_kwargs or {})}
+    eval_kw.setdefault("progress", progress)
+    run = {
+        "calibration": calibration if calibration is not None else settings.get("calibration", "default"),
+        "num_samples": num_samples if num_samples is not None else settings.get("num_samples", 128),
+        "seq_len": seq_len if seq_len is not None else settings.get("seq_len", 512),
+        "seed": seed if seed is not None else settings.get("seed", 0),
+        "backend": backend if backend is not None else settings.get("backend", "auto"),
+    }
+    out = Path(output_dir).expanduser() if output_dir is not None else _default_output_dir(model)
+    if out.exists() and not out.is_dir():
+        raise HFCompressError(f"{str(out)!r} exists and is a file; choose a folder for the grid")
+    for name in variants:
+        target = out / name
+        if target.is_dir() and any(target.iterdir()) and read_results(target) is None and not (target / "hfcompress.json").is_file():
+            raise HFCompressError(f"{str(target)!r} holds files that are not an hfcompress variant; move them or choose another output_dir")
+    out.mkdir(parents=True, exist_ok=True)
+
+    # The effective grid is saved beside the variants: results point at it to be reproduced.
+    grid_file = out / GRID_FILE_NAME
+    saved_settings = {"model": model, **run, "evaluate": {k: v for k, v in eval_kw.items() if k != "progress"} or None}
+    if isinstance(saved_settings["calibration"], (list, tuple)):
+        saved_settings["calibration"] = "list"  # texts given in Python are not written out
+    all_variants = dict(variants)
+    if grid_file.is_file():
+        try:
+            previous, _ = parse_grid(grid_file)
+            all_variants = {**previous, **variants}
+        except HFCompressError:
+            pass
+    write_text_atomic(grid_file, grid_yaml(all_variants, saved_settings))
+
+    cache_path = out / BASE_CACHE_NAME
+    cache = _load_cache(cache_path)
+    result = GridResult(output_dir=out)
+    bar = tqdm(list(variants.values()), desc="grid", unit="variant", disable=not progress)
+    for variant in bar:
+        name = variant.name
+        target = out / name
+        bar.set_postfix_str(f"{name}: check")
+        if read_results(target) is not None:
+            result.resumed.append(name)
+            logger.info("%s: finished earlier, kept", name)
+            continue
+        try:
+            for step in variant.recipe:
+                get_adapter(step, run["backend"])
+        except HFCompressError as err:
+            result.skipped[name] = f"not available: {err}"
+            bar.write(f"{name}: skipped: not available ({err})")
+            continue
+        try:
+            bar.set_postfix_str(f"{name}: compress")
+            cm = CompressedModel.from_pretrained(
+                model, recipe=variant.recipe, calibration=run["calibration"], backend=run["backend"],
+                num_samples=variant.num_samples or run["num_samples"], seq_len=variant.seq_len or run["seq_len"], seed=run["seed"],
+            )
+            reproduce = (f"hfcompress grid {shlex.quote(str(grid_file))} -o {shlex.quote(str(out))}-redo --only {shlex.quote(name)}")
+            # Save into a temp folder that becomes <out>/<name> only once results and card are in it.
+            with atomic_directory(target, overwrite=target.exists()) as tmp:
+                bar.set_postfix_str(f"{name}: save")
+                cm.save_pretrained(tmp, overwrite=True, card=False)
+                bar.set_postfix_str(f"{name}: evaluate")
+                res = evaluate(cm, saved_dir=tmp, name=name, base_cache=cache, reproduce=reproduce, **eval_kw)
+                results = res.to_dict()
+                cm.results = results
+                write_results(tmp, results)
+                write_json_atomic(cache_path, cache)
+                _write_card(tmp, results)
+            result.computed.append(name)
+            ppl = results["metrics"].get("perplexity", {})
+            bar.write(f"{name}: done in {time.perf_counter() - started:.0f} s (grid time); perplexity {ppl.get('value', float('nan')):.2f} "
+                      f"(base {ppl.get('base') or float('nan'):.2f})")
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # one broken variant must not stop the grid; the reason is reported
+            logger.debug("variant %s failed", name, exc_info=True)
+            result.failed[name] = _one_line(err)
+            bar.write(f"{name}: failed: {result.failed[name]}")
+        finally:
+            cm = None
+            gc.collect()
+
+    names = list(variants) if not only else list(all_variants)
+    by_name = {}
+    for name in names:
+        data = read_results(out / name)
+        if data is not None:
+            by_name[name] = {**data, "_folder": str(out / name)}
+    result.results = list(by_name.values())
+    if result.results:
+        result.files = write_comparison(result.results, out, notes=[n[2:] for n in result.notes() if n])
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _write_card(folder: Path, results: dict[str, Any]) -> None:
+    from .card import write_model_card
+
+    manifest = json.loads((folder / "hfcompress.json").read_text(encoding="utf-8"))
+    try:
+        write_model_card(folder, manifest=manifest, results=results)
+    except Exception as err:  # the card is derived data: keep the measured variant, say what went wrong
+        logger.warning("model card for %s could not be written: %s", folder.name, _one_line(err))
