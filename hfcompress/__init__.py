@@ -25,6 +25,7 @@ from .config import (
     recipe_to_yaml,
 )
 from .errors import HFCompressError
+from .grid import run_grid
 
 __all__ = [
     "__version__",
@@ -43,4 +44,5 @@ __all__ = [
     "recipe_from_yaml",
     "grid_to_yaml",
     "HFCompressError",
+    "run_grid",
 ]
