@@ -245,6 +245,118 @@ def _cmd_push_grid(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# bench, grid, demo (benchmarks and grids: hfcompress.bench, hfcompress.grid, hfcompress.demo)
+
+
+def _add_eval_args(p: argparse.ArgumentParser, *, defaults: dict[str, Any] | None = None) -> None:
+    d = {"max_tokens": 4096, "speed_runs": 5, **(defaults or {})}
+    p.add_argument("--eval-data", default=None, help="comma-separated evaluation sets: default, wikitext2, c4, a text file (default: default)")
+    p.add_argument("--max-tokens", type=int, default=None, help=f"evaluation tokens per set (default {d['max_tokens']})")
+    p.add_argument("--context", type=int, default=None, help="sliding-window context in tokens (default 512)")
+    p.add_argument("--stride", type=int, default=None, help="sliding-window stride in tokens (default 256)")
+    p.add_argument("--no-speed", action="store_true", help="skip the prefill/decode timing")
+    p.add_argument("--no-generations", action="store_true", help="skip the fixed-prompt generations")
+    p.add_argument("--speed-runs", type=int, default=None, help=f"timed runs per speed number, after one warm-up (default {d['speed_runs']})")
+    p.add_argument("--tasks", default=None, help="lm-evaluation-harness tasks, comma-separated (e.g. arc_easy,hellaswag; needs hfcompress[eval])")
+    p.add_argument("--limit", type=float, default=None, help="lm-eval samples per task (an integer, or a fraction < 1)")
+    p.add_argument("--num-fewshot", type=int, default=None, help="lm-eval few-shot examples")
+
+
+def _eval_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kw: dict[str, Any] = {}
+    if args.eval_data:
+        kw["eval_data"] = [s.strip() for s in args.eval_data.split(",") if s.strip()]
+    for name in ("max_tokens", "context", "stride", "speed_runs"):
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
+    if args.no_speed:
+        kw["speed"] = False
+    if args.no_generations:
+        kw["generations"] = False
+    if args.tasks:
+        kw["lm_eval_tasks"] = [t.strip() for t in args.tasks.split(",") if t.strip()]
+    if args.limit is not None:
+        kw["lm_eval_limit"] = int(args.limit) if args.limit >= 1 else args.limit
+    if args.num_fewshot is not None:
+        kw["lm_eval_fewshot"] = args.num_fewshot
+    return kw
+
+
+def _add_bench_parser(sub: Any) -> None:
+    p = sub.add_parser("bench", help="benchmark saved variants against their base model and update their results.json")
+    p.add_argument("models", nargs="+", metavar="DIR_OR_ID", help="saved variant folders (or any model folder / Hub id)")
+    p.add_argument("--base", default=None, help="base model to compare with (default: the variant's recorded base; none for other models)")
+    p.add_argument("--no-write", action="store_true", help="print only; leave results.json and the card as they are")
+    _add_eval_args(p)
+
+
+@_command("bench")
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.saved import bench_saved
+
+    kw = _eval_kwargs(args)
+    cache: dict[str, Any] = {}
+    for where in args.models:
+        result, written = bench_saved(where, base=args.base, update=not args.no_write, base_cache=cache, **kw)
+        print(f"\n== {result.name}")
+        print(result.table())
+        if written:
+            print(f"wrote {written}")
+    return 0
+
+
+def _add_grid_parser(sub: Any) -> None:
+    p = sub.add_parser("grid", help="run named recipes (a grid YAML) over one base model, compare them; resumes")
+    p.add_argument("grid", help="grid YAML: variants: {name: [steps]}, optional model/num_samples/evaluate settings")
+    p.add_argument("model", nargs="?", default=None, help="base model: Hub id or folder (default: the grid's model:, else the embedded SmolLM2)")
+    p.add_argument("-o", "--output", default=None, help="runs folder (default runs/<model name>); finished variants in it are kept")
+    p.add_argument("--only", default=None, help="comma-separated variant names to run")
+    p.add_argument("--calibration", default=None, help="calibration text: 'default', a text file or a datasets id")
+    p.add_argument("--num-samples", type=int, default=None, help="calibration samples (default: the grid's, else 128)")
+    p.add_argument("--seq-len", type=int, default=None, help="tokens per calibration sample (default: the grid's, else 512)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the grid's, else 0)")
+    p.add_argument("--backend", default=None, help="adapter name, or 'auto'")
+    _add_eval_args(p)
+
+
+def _print_grid(out: Any) -> None:
+    print()
+    print(out.table())
+    for key in ("markdown", "csv", "size_plot", "speed_plot"):
+        if key in out.files:
+            print(f"{key:>10}: {out.files[key]}")
+    print(f"variants in {out.output_dir}: {len(out.computed)} computed, {len(out.resumed)} kept from before, "
+          f"{len(out.skipped)} skipped, {len(out.failed)} failed; {out.seconds / 60:.1f} min")
+
+
+@_command("grid")
+def _cmd_grid(args: argparse.Namespace) -> int:
+    from .grid import run_grid
+
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    out = run_grid(args.grid, args.model, args.output, calibration=args.calibration, num_samples=args.num_samples,
+                   seq_len=args.seq_len, seed=args.seed, backend=args.backend, evaluate_kwargs=_eval_kwargs(args), only=only)
+    _print_grid(out)
+    return 1 if out.failed else 0
+
+
+def _add_demo_parser(sub: Any) -> None:
+    p = sub.add_parser("demo", help="offline demo: compress the embedded SmolLM2 with every available method and compare")
+    p.add_argument("-o", "--output", default="runs/demo", help="runs folder (default runs/demo); rerun to resume")
+    p.add_argument("--only", default=None, help="comma-separated variant names to run (default: all)")
+
+
+@_command("demo")
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
+    out = run_demo(args.output, only=only)
+    _print_grid(out)
+    return 1 if out.failed else 0
+
+
+# ----------------------------------------------------------------------------------------------------------
 # entry point
 
 
@@ -265,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_card_parser(sub)
     _add_push_parser(sub)
     _add_push_grid_parser(sub)
+    _add_bench_parser(sub)
+    _add_grid_parser(sub)
+    _add_demo_parser(sub)
     return parser
 
 
