@@ -210,7 +210,7 @@ def read_variant_results(folder: str | os.PathLike) -> dict[str, Any]:
 
 def _read_json_object(path: Path, what: str) -> dict[str, Any]:
     if not path.is_file():
-        raise HFCompressError(f"{path}: no {path.name}; run `hfcompress bench` on the variant to measure it")
+        raise HFCompressError(f"{path.parent}: no {path.name}; run `hfcompress bench` on the variant to measure it")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -539,6 +539,37 @@ def variant_table(variants: VariantSet, families: Sequence[str] | None = None, s
     return pd.DataFrame([base, *rest], columns=list(TABLE_COLUMNS))
 
 
+# Which way each ratio column is good: True = a higher ratio is better.
+_HIGHER_IS_BETTER = {"size ×": False, "params ×": False, "ppl ×": False, "speed ×": True, "memory ×": False}
+
+
+def styled_table(table: Any) -> Any:
+    """``table`` (from ``variant_table``) as a pandas Styler: units kept in headers, ratios as ``0.42×``
+    in green when better than the base and red when worse (by more than 2%), the base row in bold.
+
+    Example:
+        >>> gr.Dataframe(styled_table(variant_table(vs)))          # doctest: +SKIP
+    """
+    def ratio_color(column: str) -> Callable[[Any], str]:
+        def color(value: Any) -> str:
+            if not _finite(value) or abs(value - 1) <= 0.02:
+                return ""
+            better = (value > 1) == _HIGHER_IS_BETTER[column]
+            return "color: #15803d; font-weight: 600" if better else "color: #b91c1c"
+        return color
+
+    formats: dict[str, Any] = {c: "{:.2f}×" for c in _HIGHER_IS_BETTER}
+    formats.update({"bits": "{:g}", "sparsity": "{:.0%}", "size (MB)": "{:,.1f}", "params (M)": "{:,.2f}",
+                    "perplexity": "{:,.2f}", "decode tok/s": "{:,.1f}", "memory (MB)": "{:,.0f}"})
+    styler = table.style.format({k: v for k, v in formats.items() if k in table.columns}, na_rep="–")
+    for column in _HIGHER_IS_BETTER:
+        if column in table.columns:
+            styler = styler.map(ratio_color(column), subset=[column])
+    if len(table):
+        styler = styler.apply(lambda row: ["font-weight: 700" if row["family"] == BASE_FAMILY else "" for _ in row], axis=1)
+    return styler
+
+
 def pareto_front(points: Sequence[tuple[float, float]], *, minimize_x: bool = True) -> list[int]:
     """Indices of the points no other point beats on both axes (y is always minimized), ordered along x.
 
@@ -598,7 +629,9 @@ def tradeoff_figure(table: Any, x: str, y: str = "perplexity", *, minimize_x: bo
             continue
         fig.add_trace(go.Scatter(
             x=[rows[i][x] for i in idx], y=[rows[i][y] for i in idx], mode="markers+text",
-            name=family, text=[_short(rows[i]["variant"]) for i in idx], textposition="top center",
+            # Names printed only for the Pareto-optimal points (the ones worth choosing); hover names every point.
+            name=family, text=[_short(rows[i]["variant"]) if i in on_front else "" for i in idx], textposition="top center",
+            cliponaxis=False,
             textfont={"size": 11, "color": "#374151"},
             marker={
                 "size": [16 if i in on_front else 11 for i in idx],
@@ -702,7 +735,7 @@ def _measurements_markdown(variant: Variant) -> str:
         if not isinstance(entry, dict):
             continue
         unit = entry.get("unit") or ""
-        unit = "" if unit in ("count", "ppl") else f" {unit}"
+        unit = "" if unit in ("count", "ppl", "fraction", "score") else f" {unit}"
         ratio = _ratio(entry)
         lines.append(f"| {name} | {_fmt(entry.get('value'))}{unit} | {_fmt(entry.get('base'))}{unit if entry.get('base') is not None else ''} "
                      f"| {'' if ratio is None else f'{ratio:.3g}×'} |")
@@ -991,6 +1024,8 @@ _CSS = """
 #hfc-problems, #hfc-problems * {color: #78350f !important;}
 .hfc-slot-status {font-size: 0.9em; color: var(--body-text-color-subdued); min-height: 1.6em;}
 .hfc-slot-name h3 {margin: 0;}
+#hfc-table table, #hfc-table td, #hfc-table th {font-family: var(--font) !important; font-size: 0.92em;}
+#hfc-table {--font-mono: var(--font);}
 """
 
 
@@ -1065,9 +1100,9 @@ def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float
     def table_and_plots(families: list[str], sort_by: str, descending: bool) -> tuple[Any, Any, Any]:
         vs = state["variants"]
         table = variant_table(vs, families=families, sort_by=sort_by or None, descending=bool(descending))
-        size_fig = tradeoff_figure(table, "size (MB)", title="Size vs perplexity")
-        speed_fig = tradeoff_figure(table, "decode tok/s", minimize_x=False, title="Speed vs perplexity")
-        return table, size_fig, speed_fig
+        size_fig = tradeoff_figure(table, "size (MB)", title="Size on disk vs perplexity")
+        speed_fig = tradeoff_figure(table, "decode tok/s", minimize_x=False, title="Decode speed vs perplexity")
+        return styled_table(table), size_fig, speed_fig
 
     def page(name: str) -> tuple[str, str, str, str]:
         try:
@@ -1107,14 +1142,16 @@ def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float
             with gr.Tab("Leaderboard", id="leaderboard"):
                 with gr.Row(equal_height=True):
                     families = gr.CheckboxGroup(present, value=present, label="Method family", scale=3)
-                    sort_by = gr.Dropdown(["", *TABLE_COLUMNS], value="", label="Sort by (base stays first)", scale=2)
+                    sort_by = gr.Dropdown([("as found", ""), *[(c, c) for c in TABLE_COLUMNS]], value="",
+                                          label="Sort by (the base model stays first)", scale=2)
                     descending = gr.Checkbox(False, label="Descending", scale=1)
                 table = gr.Dataframe(initial_table, label="All variants (× = ratio to the base model)", interactive=False,
                                      wrap=True, pinned_columns=1, show_search="search", elem_id="hfc-table",
+                                     column_widths=["12%", "11%", "9%", "4%", "5.5%", *["5.85%"] * 10],
                                      buttons=["fullscreen", "copy"], max_height=520)
                 with gr.Row():
-                    size_plot = gr.Plot(initial_size, label="Size vs perplexity", elem_id="hfc-size-plot")
-                    speed_plot = gr.Plot(initial_speed, label="Speed vs perplexity", elem_id="hfc-speed-plot")
+                    size_plot = gr.Plot(initial_size, label="Size vs perplexity", show_label=False, elem_id="hfc-size-plot")
+                    speed_plot = gr.Plot(initial_speed, label="Speed vs perplexity", show_label=False, elem_id="hfc-speed-plot")
             with gr.Tab("Side by side", id="generate"):
                 with gr.Row():
                     with gr.Column(scale=3):
@@ -1136,7 +1173,7 @@ def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float
                 initial = gen_choices[:2]
                 with gr.Row(equal_height=True):
                     for i in range(MAX_SLOTS):
-                        with gr.Column(visible=i < len(initial), min_width=240) as column:
+                        with gr.Column(visible=i < len(initial), min_width=240, variant="panel") as column:
                             name_md = gr.Markdown(f"### {initial[i]}" if i < len(initial) else "",
                                                   elem_classes=["hfc-slot-name"])
                             status = gr.Markdown("", elem_classes=["hfc-slot-status"], elem_id=f"hfc-status-{i}")
@@ -1153,8 +1190,10 @@ def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float
                     with gr.Column(scale=3):
                         card = gr.Markdown(first[0], elem_id="hfc-card")
                     with gr.Column(scale=2):
-                        recipe = gr.Code(first[1], language="yaml", label="Recipe (recipe.yaml)", interactive=False)
-                        snippet = gr.Code(first[2], language="python", label="How to load it", interactive=False)
+                        recipe = gr.Code(first[1], language="yaml", label="Recipe (recipe.yaml)", interactive=False,
+                                         wrap_lines=True)
+                        snippet = gr.Code(first[2], language="python", label="How to load it", interactive=False,
+                                          wrap_lines=True)
                         numbers = gr.Markdown(first[3])
             with gr.Tab("About", id="about"):
                 gr.Markdown(_ABOUT)
@@ -1164,9 +1203,9 @@ def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float
         gr.on([c.change for c in filters], table_and_plots, filters, [table, size_plot, speed_plot], api_name="table")
         pick.change(page, pick, [card, recipe, snippet, numbers], api_name="variant")
         chosen.change(lambda names: _slot_updates(list(names or []), [("", "")] * len(names or [])), chosen,
-                      slot_components, api_name=False)
+                      slot_components, api_name=False, show_progress="hidden")
         run.click(generate, [prompt, chosen, max_new, sample, temperature, top_p, seed, chat], slot_components,
-                  api_name="generate", concurrency_limit=1)
+                  api_name="generate", concurrency_limit=1, show_progress="hidden")
         reload_button.click(reload, None, [header, problems, table, size_plot, speed_plot, pick, chosen], api_name="reload")
     demo.hfc_variants = lambda: state["variants"]  # for tests and callers that want to inspect what was read
     return demo
