@@ -48,6 +48,8 @@ _LM_EVAL_DATASETS = {
     "gsm8k": ("openai/gsm8k", "gsm8k"),
     "mmlu": ("cais/mmlu", "mmlu"),
 }
+# hfcompress.bench's public evaluation sets -> the Hub datasets they read.
+_EVAL_SET_DATASETS = {"wikitext2": "Salesforce/wikitext", "c4": "allenai/c4"}
 _METRIC_LABELS = {
     "perplexity": "Perplexity",
     "size_on_disk": "Size on disk",
@@ -473,7 +475,7 @@ def _metric_rows(results: dict[str, Any] | None) -> list[dict[str, Any]]:
         verdict = ""
         if isinstance(ratio, (int, float)) and higher is not None and abs(ratio - 1) > 0.01:
             verdict = "better" if (ratio > 1) == bool(higher) else "worse"
-        label = _METRIC_LABELS.get(name) or name.replace("lm_eval/", "").replace("_", " ")
+        label = _METRIC_LABELS.get(name) or _label(name)
         details = []
         if metric.get("tokens"):
             details.append(f"{metric['tokens']} tokens")
@@ -502,6 +504,16 @@ def _metric_rows(results: dict[str, Any] | None) -> list[dict[str, Any]]:
             "config": ", ".join(details) or None,
         })
     return rows
+
+
+def _label(name: str) -> str:
+    # "perplexity/wikitext2" -> "Perplexity (wikitext2)"; "lm_eval/arc_easy/acc" -> "arc_easy acc (lm-eval)"
+    head, _, rest = name.partition("/")
+    if head == "lm_eval" and rest:
+        return f"{rest.replace('/', ' ')} (lm-eval)"
+    if head in _METRIC_LABELS and rest:
+        return f"{_METRIC_LABELS[head]} ({rest})"
+    return name.replace("_", " ")
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -557,6 +569,8 @@ def _hub_datasets(calibration: Any, evaluation: Any, results: dict[str, Any] | N
         found.append(_hub_dataset_from(calibration.get("description")))
     if isinstance(evaluation, dict):
         found.append(_hub_dataset_from(evaluation.get("description") or evaluation.get("source")))
+        for eval_set in evaluation.get("sets") or []:
+            found.append(_EVAL_SET_DATASETS.get(str(eval_set.get("name"))) or _hub_dataset_from(eval_set.get("description")))
     for name in ((results or {}).get("metrics") or {}):
         hub = _lm_eval_dataset(name)
         found.append(hub[0] if hub else None)
@@ -575,6 +589,15 @@ def _calibration_text(calibration: Any) -> str | None:
 
 
 def _evaluation_text(evaluation: Any, metrics: list[dict[str, Any]]) -> str | None:
+    if isinstance(evaluation, dict) and evaluation.get("sets"):
+        # hfcompress.bench: {"sets": [{"name", "description", "tokens"}], "context", "stride", ...}
+        parts = []
+        for eval_set in evaluation["sets"]:
+            text = str(eval_set.get("description") or eval_set.get("name"))
+            if eval_set.get("tokens"):
+                text += f" ({eval_set['tokens']} tokens)"
+            parts.append(text)
+        return "; ".join(parts)
     if isinstance(evaluation, dict):
         text = evaluation.get("description") or evaluation.get("source")
         tokens = evaluation.get("tokens")

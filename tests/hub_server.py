@@ -10,7 +10,8 @@ Routes implemented (huggingface_hub 1.x): ``GET /api/whoami-v2``; ``POST /api/re
 ``POST /api/{type}s/{id}/commit/{rev}`` (NDJSON, ``create_pr``); ``POST /api/{type}s/{id}/branch/{name}``;
 ``GET /api/{type}s/{id}/tree/{rev}[/path]``; ``GET /api/{type}s/{id}/commits/{rev}``; ``POST /api/validate-yaml``
 (Hub-like metadata checks); ``HEAD``/``GET /{prefix}{id}/resolve/{rev}/{path}`` (quoted ETags, X-Repo-Commit);
-collections (``GET/POST /api/collections``, ``GET /api/collections/{slug}``, ``POST .../items``).
+collections (``GET/POST /api/collections``, ``GET /api/collections/{slug}``, ``POST .../items``); for Spaces
+``GET /api/spaces/{id}/runtime`` and ``/variables`` / ``/secrets`` (kept in ``repo.settings``).
 More routes can be added per test with ``hub.route(method, regex, handler)``.
 
 Example:
@@ -518,6 +519,22 @@ class _Handler(BaseHTTPRequestHandler):
                             "date": _iso(c.created_at)})
                 oid = c.parent
             return 200, log
+        if repo_type == "space" and rest == "runtime" and m == "GET":
+            repo = self._repo(req, repo_type, repo_id)
+            return 200, self._info(repo, "main")["runtime"]
+        if repo_type == "space" and rest in ("variables", "secrets") and m in ("GET", "POST", "DELETE"):
+            # Secrets are kept like variables so tests can assert on them; the real Hub never returns their values.
+            repo = self._repo(req, repo_type, repo_id, write=m != "GET")
+            store = repo.settings.setdefault(rest, {})
+            if m == "POST":
+                data = req.json()
+                store[data["key"]] = {"value": data.get("value"), "description": data.get("description"),
+                                      "updatedAt": _iso(time.time())}
+            elif m == "DELETE":
+                store.pop(req.json()["key"], None)
+            if rest == "secrets" or m == "DELETE":
+                return 200, {}
+            return 200, store
         raise HTTPError(404, f"no route for {m} /api/{repo_type}s/{repo_id}/{rest} on the loopback Hub")
 
     def _tree_entry(self, f: RepoFile) -> dict[str, Any]:
@@ -549,7 +566,8 @@ class _Handler(BaseHTTPRequestHandler):
             info["pipeline_tag"] = card_data.get("pipeline_tag")
         if repo.repo_type == "space":
             info["sdk"] = repo.settings.get("sdk")
-            info["runtime"] = {"stage": "RUNNING", "hardware": {"current": "cpu-basic", "requested": "cpu-basic"}}
+            info["runtime"] = {"stage": "RUNNING", "hardware": {"current": "cpu-basic", "requested": "cpu-basic"},
+                               "storage": None, "gcTimeout": None, "replicas": {"current": 1, "requested": 1}}
         return info
 
     # -- upload ---------------------------------------------------------------------------------------------

@@ -235,3 +235,16 @@ def test_context_tolerates_missing_metrics():
     card = build_model_card({"base_model": dict(SMOLLM2), "recipe": [], "format": "safetensors"}, results)
     assert card.data.eval_results is None
     assert "No compression step" in card.text
+
+
+def test_benchmark_eval_sets_name_their_hub_datasets():
+    results = make_results("x", [{"kind": "rtn", "bits": 8}])
+    results["data"]["eval"] = {"sets": [{"name": "default", "description": "default: Wikipedia summaries (offline)", "tokens": 4096},
+                                        {"name": "wikitext2", "description": "WikiText-2 raw, test split", "tokens": 2048}],
+                               "context": 512, "stride": 256}
+    results["metrics"]["perplexity/wikitext2"] = {"value": 20.5, "unit": "ppl", "base": 19.0, "ratio": 20.5 / 19.0,
+                                                  "higher_is_better": False, "dataset": "WikiText-2 raw, test split"}
+    card = build_model_card({"base_model": dict(SMOLLM2), "recipe": [{"kind": "rtn", "bits": 8}], "format": "compressed-tensors"}, results)
+    assert card.data.datasets == ["Salesforce/wikitext"]
+    assert "default: Wikipedia summaries (offline) (4096 tokens); WikiText-2 raw, test split (2048 tokens)" in card.text
+    assert "| Perplexity (wikitext2) | ppl | 20.50 | 19.00 | ×1.079 (worse) |" in card.text
