@@ -158,6 +158,8 @@ class CompressedModel:
             bar.set_postfix_str(f"{step.describe()} via {adapter.name}")
             logger.info("step %s via %s", step.describe(), adapter.name)
             started = time.perf_counter()
+            # Steps that need the unmodified base (distillation's default teacher) reload it from here.
+            self.model.hfcompress_source = self.source
             result = adapter.compress(self.model, self.tokenizer, step, calib)
             model, info = result if isinstance(result, tuple) else (result, {})
             self.model = model

@@ -8,5 +8,6 @@ Example:
 
 from . import llmcompressor  # noqa: F401  (registers the adapter)
 from . import pruning  # noqa: F401  (magnitude, Wanda, SparseGPT)
+from . import distill  # noqa: F401  (knowledge distillation with transformers' Trainer)
 from . import structured  # noqa: F401  (heads, neurons, layers)
 from . import lowrank  # noqa: F401  (SVD factorization)
