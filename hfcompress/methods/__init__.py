@@ -7,6 +7,8 @@ Example:
 """
 
 from . import llmcompressor  # noqa: F401  (registers the adapter)
+from . import gptqmodel  # noqa: F401  (GPTQ/AWQ via GPTQModel, GPU)
+from . import legacy  # noqa: F401  (AutoGPTQ, AutoAWQ behind [legacy])
 from . import pruning  # noqa: F401  (magnitude, Wanda, SparseGPT)
 from . import distill  # noqa: F401  (knowledge distillation with transformers' Trainer)
 from . import structured  # noqa: F401  (heads, neurons, layers)

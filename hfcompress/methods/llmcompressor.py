@@ -58,10 +58,35 @@ def _config_folder(model: Any) -> Iterator[None]:
             model.config.name_or_path = name
 
 
+@contextlib.contextmanager
+def _no_pinning_without_accelerator() -> Iterator[None]:
+    # llm-compressor 0.14's AWQModifier pins cached activations with ``IntermediatesCache.pin_memory`` for
+    # faster host-to-device copies, unconditionally; on CPU-only torch pinning raises "Cannot access
+    # accelerator device". Pinning buys nothing without an accelerator, so only then, and only while our
+    # oneshot runs, that one method becomes a no-op (restored afterwards; nothing else is patched).
+    import torch
+
+    if torch.accelerator.is_available():
+        yield
+        return
+    from llmcompressor.pipelines.cache import IntermediatesCache
+
+    original = IntermediatesCache.__dict__["pin_memory"]
+    IntermediatesCache.pin_memory = lambda self, batch_index, input_names=None: None
+    try:
+        yield
+    finally:
+        IntermediatesCache.pin_memory = original
+
+
 def run_oneshot(model: Any, tokenizer: Any, modifiers: list[Any], calibration: Any | None) -> Any:
     """Run llm-compressor's ``oneshot`` with our calibration samples (or none) and return the model.
 
     Shared by every llm-compressor adapter (quantization and sparsity).
+
+    Example:
+        >>> from llmcompressor.modifiers.quantization import QuantizationModifier       # doctest: +SKIP
+        >>> run_oneshot(model, tok, [QuantizationModifier(config_groups=weight_scheme(8, None, False))], None)  # doctest: +SKIP
     """
     from llmcompressor import oneshot
 
@@ -73,14 +98,18 @@ def run_oneshot(model: Any, tokenizer: Any, modifiers: list[Any], calibration: A
             max_seq_length=calibration.seq_len,
             shuffle_calibration_samples=False,
         )
-    with _config_folder(model):
+    with _config_folder(model), _no_pinning_without_accelerator():
         oneshot(model=model, tokenizer=tokenizer, recipe=modifiers, **kwargs)
     return model
 
 
 def save_compressed(model: Any, out_dir: Path) -> None:
     """Save in compressed-tensors format from a copy: llm-compressor compresses the saved model in place,
-    which would leave the in-memory model unusable for evaluation afterwards."""
+    which would leave the in-memory model unusable for evaluation afterwards.
+
+    Example:
+        >>> save_compressed(model, Path("out/tiny-W4"))          # doctest: +SKIP
+    """
     clone = copy.deepcopy(model)
     clone.save_pretrained(out_dir, save_compressed=True, safe_serialization=True)
 
@@ -125,15 +154,27 @@ class LLMCompressorQuantization(_LLMCompressorBase):
         if isinstance(config, GPTQConfig):
             from llmcompressor.modifiers.quantization import GPTQModifier
 
-            extra = {"actorder": config.actorder} if config.actorder else {}
             return [
                 GPTQModifier(
-                    config_groups=weight_scheme(config.bits, group_size, config.symmetric, **extra),
+                    config_groups=weight_scheme(config.bits, group_size, config.symmetric),
                     ignore=list(config.ignore),
                     block_size=config.block_size,
                     dampening_frac=config.dampening_frac,
+                    # Passed explicitly: left unset, GPTQModifier silently applies "static" ordering.
+                    actorder=config.actorder,
                 )
             ]
         if isinstance(config, AWQConfig):
-            raise NotImplementedError("AWQ via llm-compressor is not wired yet")
+            from llmcompressor.modifiers.quantization import QuantizationModifier
+            from llmcompressor.modifiers.transform.awq import AWQModifier
+
+            # AWQ is a transform (it rescales salient channels, with the mappings llm-compressor registers
+            # per architecture, e.g. Llama's norm -> q/k/v, v -> o, norm -> gate/up, up -> down); the
+            # QuantizationModifier after it sets the scheme AWQ's scale search simulates, and quantizes.
+            return [
+                AWQModifier(duo_scaling=config.duo_scaling),
+                QuantizationModifier(
+                    config_groups=weight_scheme(config.bits, group_size, config.symmetric), ignore=list(config.ignore)
+                ),
+            ]
         raise TypeError(f"{type(self).__name__} cannot run {config.kind}")
