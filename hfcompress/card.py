@@ -48,6 +48,8 @@ _LM_EVAL_DATASETS = {
     "gsm8k": ("openai/gsm8k", "gsm8k"),
     "mmlu": ("cais/mmlu", "mmlu"),
 }
+# Metrics that describe a variant rather than rate it (more sparsity is neither better nor worse by itself).
+_DESCRIPTIVE = {"sparsity"}
 # hfcompress.bench's public evaluation sets -> the Hub datasets they read.
 _EVAL_SET_DATASETS = {"wikitext2": "Salesforce/wikitext", "c4": "allenai/c4"}
 _METRIC_LABELS = {
@@ -291,7 +293,8 @@ def card_context(
         "base_model_kind": base.get("kind"),
         "base_model_revision": base.get("revision"),
         "base_model_note": base.get("note"),
-        "relation": _relation(kinds) if base_id else None,
+        # No step at all: the base re-saved (e.g. a grid's reference row) is no derivative to declare.
+        "relation": _relation(kinds) if base_id and kinds else None,
         "recipe_steps": [_describe_step(step, manifest) for step in recipe],
         "recipe_yaml": _recipe_yaml(recipe),
         "step_details": _step_details(manifest),
@@ -351,7 +354,7 @@ def card_metadata(context: dict[str, Any]) -> Any:
             dataset_name=dataset_name,
             metric_type=row["name"],
             metric_name=f"{row['label']} ({row['unit']})" if row["unit"] else row["label"],
-            metric_value=row["value"],
+            metric_value=float(f"{row['value']:.6g}") if isinstance(row["value"], float) else row["value"],
             metric_config=row.get("config"),
             verified=False,
         ))
@@ -472,6 +475,8 @@ def _metric_rows(results: dict[str, Any] | None) -> list[dict[str, Any]]:
         if ratio is None and isinstance(value, (int, float)) and isinstance(base, (int, float)) and base:
             ratio = value / base
         higher = metric.get("higher_is_better")
+        if name in _DESCRIPTIVE:
+            higher, ratio = None, None  # says what the variant is, not whether it got better
         verdict = ""
         if isinstance(ratio, (int, float)) and higher is not None and abs(ratio - 1) > 0.01:
             verdict = "better" if (ratio > 1) == bool(higher) else "worse"

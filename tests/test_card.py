@@ -235,6 +235,7 @@ def test_context_tolerates_missing_metrics():
     card = build_model_card({"base_model": dict(SMOLLM2), "recipe": [], "format": "safetensors"}, results)
     assert card.data.eval_results is None
     assert "No compression step" in card.text
+    assert card.data.base_model == SMOLLM2["model_id"] and card.data.to_dict().get("base_model_relation") is None
 
 
 def test_benchmark_eval_sets_name_their_hub_datasets():

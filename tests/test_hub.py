@@ -236,3 +236,34 @@ def test_the_hub_server_refuses_invalid_card_metadata(hub):
         api.upload_file(path_or_fileobj=b"---\nbase_model: a/b\nbase_model_relation: pruned\n---\n# x\n",
                         path_in_repo="README.md", repo_id="tester/bad-card")
     assert len(hub.repos["tester/bad-card"].commits) == 1
+
+
+def test_compressed_model_push_to_hub(hub, tiny_llama_dir):
+    cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.RTNConfig(bits=8))
+    info = cm.push_to_hub("tester/api-push", commit_message="From the Python API")
+    repo = hub.repos["tester/api-push"]
+    assert repo.last_commit.oid == info.oid and repo.last_commit.summary == "From the Python API"
+    files = repo.files()
+    assert {"model.safetensors", "hfcompress.json", "recipe.yaml", "README.md", "tokenizer.json"} <= set(files)
+    assert json.loads(files["hfcompress.json"])["recipe"][0]["kind"] == "rtn"
+    assert 'from_pretrained("tester/api-push")' in files["README.md"].decode()
+
+
+def test_eval_results_files_and_results_json_are_published(hub, variant):
+    from huggingface_hub import HfApi, ModelCard
+
+    results = {"variant": {"name": variant.name}, "metrics": {
+        "perplexity": {"value": 30.2, "unit": "ppl", "base": 30.0, "ratio": 30.2 / 30.0, "higher_is_better": False},
+        "lm_eval/arc_easy/acc": {"value": 0.26, "unit": "fraction", "base": 0.27, "higher_is_better": True}},
+        "environment": {"versions": {}, "hardware": {"cpu": "test", "cpu_count": 2}}, "seed": 0,
+        "data": {"eval": {"sets": [{"name": "default", "description": "offline text", "tokens": 256}]}},
+        "reproduce": "hfcompress compress path/to/tiny --method rtn --bits 8 -o tiny-rtn-int8 --evaluate"}
+    (variant / "results.json").write_text(json.dumps(results))
+    assert main(["card", str(variant)]) == 0
+    push_folder(variant, "tester/with-results")
+    files = hub.repos["tester/with-results"].files()
+    assert files[".eval_results/hfcompress.yaml"] == (variant / ".eval_results" / "hfcompress.yaml").read_bytes()
+    assert json.loads(files["results.json"]) == results
+    card = ModelCard.load(HfApi(endpoint=hub.url).hf_hub_download("tester/with-results", "README.md"))
+    assert {r.metric_type: r.metric_value for r in card.data.eval_results} == {"perplexity": 30.2, "lm_eval/arc_easy/acc": 0.26}
+    assert card.data.datasets == ["allenai/ai2_arc"]
