@@ -84,7 +84,7 @@ def push_folder(
     if revision not in (None, "main") and not create_pr:
         with _hub_errors(token, repo_id, f"creating branch {revision}"):
             api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
-    with _hub_errors(token, repo_id, "uploading", resumable=True):
+    with _hub_errors(token, repo_id, "uploading", resumable=True), _progress():
         info = api.upload_folder(
             repo_id=repo_id,
             folder_path=str(folder),
@@ -187,7 +187,7 @@ def _push_prepared(api: Any, token: str, folder: Path, repo_id: str, *, private:
     # push_grid already rendered the card (with siblings): upload without touching it again.
     with _hub_errors(token, repo_id, "creating the repo"):
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    with _hub_errors(token, repo_id, "uploading", resumable=True):
+    with _hub_errors(token, repo_id, "uploading", resumable=True), _progress():
         return api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model", create_pr=create_pr,
                                  commit_message=_default_message(folder, repo_id),
                                  commit_description=_commit_description(folder), ignore_patterns=_IGNORE)
@@ -356,6 +356,17 @@ def _commit_description(folder: Path) -> str:
     steps = ", ".join(step.get("kind", "?") for step in manifest.get("recipe") or []) or "no compression"
     base = (manifest.get("base_model") or {}).get("model_id")
     return f"Recipe: {steps}. Base model: {Path(str(base)).name if base else 'unknown'}. Format: {manifest.get('format')}."
+
+
+def _progress() -> Any:
+    # Upload bars come from huggingface_hub; HFCOMPRESS_QUIET (tests, scripts) silences them like ours.
+    import contextlib
+
+    if not _quiet() or os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") is not None:
+        return contextlib.nullcontext()
+    from huggingface_hub.utils import disable_progress_bars
+
+    return disable_progress_bars()
 
 
 def _quiet() -> bool:

@@ -267,3 +267,22 @@ def test_eval_results_files_and_results_json_are_published(hub, variant):
     card = ModelCard.load(HfApi(endpoint=hub.url).hf_hub_download("tester/with-results", "README.md"))
     assert {r.metric_type: r.metric_value for r in card.data.eval_results} == {"perplexity": 30.2, "lm_eval/arc_easy/acc": 0.26}
     assert card.data.datasets == ["allenai/ai2_arc"]
+
+
+@pytest.mark.slow
+def test_embedded_smollm2_variant_measured_carded_and_pushed(hub, tmp_path):
+    """The real thing on the embedded SmolLM2: RTN int8, a short benchmark, the card, the push (a few minutes)."""
+    from huggingface_hub import HfApi, ModelCard
+
+    cm = hfc.CompressedModel.from_pretrained(None, recipe=hfc.RTNConfig(bits=8))
+    cm.evaluate(max_tokens=256, speed=False, generations=False)
+    folder = cm.save_pretrained(tmp_path / "SmolLM2-135M-Instruct-rtn-int8")
+    push_folder(folder, "tester/SmolLM2-135M-Instruct-rtn-int8")
+    card = ModelCard.load(HfApi(endpoint=hub.url).hf_hub_download("tester/SmolLM2-135M-Instruct-rtn-int8", "README.md"))
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert card.data.base_model_relation == "quantized" and card.data.license == "apache-2.0"
+    measured = cm.results["metrics"]["perplexity"]["value"]
+    assert {r.metric_type: r.metric_value for r in card.data.eval_results}["perplexity"] == pytest.approx(measured, rel=1e-5)
+    assert "| Perplexity | ppl |" in card.text and "Q4_1 GGUF" in card.text
+    remote = hub.repos["tester/SmolLM2-135M-Instruct-rtn-int8"].files()
+    assert remote["model.safetensors"] == (folder / "model.safetensors").read_bytes()
