@@ -441,6 +441,11 @@ class LowRankConfig(CompressionConfig):
     rank: Union[int, float, None] = _help("Kept rank: an integer, or a float in (0, 1) as a fraction of full rank.", default=None)
     energy: Union[float, None] = _help("Keep the smallest rank whose singular values hold this fraction of the energy.", default=0.9)
     targets: list[str] = _help("Layer name suffixes to factor.", default_factory=lambda: ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"])
+    activation_aware: bool = _help(
+        "Scale each input channel by its calibration RMS before the SVD (ASVD-style), so the kept rank preserves "
+        "the layer's outputs rather than its raw weights.",
+        default=False,
+    )
 
     def validate(self) -> None:
         if self.rank is not None and self.energy is not None:
@@ -462,6 +467,10 @@ class LowRankConfig(CompressionConfig):
         from .methods.lowrank import check_low_rank_targets
 
         check_low_rank_targets(model, self)
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.activation_aware
 
 
 @register_config("distill")

@@ -79,3 +79,29 @@ def test_bad_low_rank_input_is_a_clear_error(tiny_llama_dir):
         hfc.LowRankConfig(energy=1.5)
     with pytest.raises(HFCompressError, match="rank=-2 must be a positive integer"):
         hfc.LowRankConfig(rank=-2)
+
+
+def test_cli_lowrank(tiny_llama_dir, tmp_path):
+    from hfcompress.cli import main
+
+    out = tmp_path / "cli-lowrank"
+    assert main(["compress", str(tiny_llama_dir), "--method", "lowrank", "--rank", "8", "-o", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert set(config["low_rank_layers"].values()) == {8} and len(config["low_rank_layers"]) == 6
+    assert (out / "modeling_lowrank.py").is_file()
+
+
+def test_activation_aware_factors_reload(tiny_llama_dir, tiny_texts, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    config = hfc.LowRankConfig(rank=16, targets=["mlp.down_proj"], activation_aware=True)
+    assert config.needs_calibration
+    cm = hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=config, calibration=tiny_texts, num_samples=4, seq_len=64)
+    assert cm.steps[0].info["activation_aware"] is True
+    assert cm.model.model.layers[0].mlp.down_proj.first.weight.shape == (16, 128)
+    with torch.no_grad():
+        before = cm.model(_ids()).logits
+    out = cm.save_pretrained(tmp_path / "asvd", card=False)
+    reloaded = AutoModelForCausalLM.from_pretrained(out, trust_remote_code=True, dtype=torch.float32).eval()
+    with torch.no_grad():
+        assert torch.allclose(reloaded(_ids()).logits, before, atol=1e-5)

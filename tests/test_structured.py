@@ -127,3 +127,16 @@ def test_bad_structured_input_is_a_clear_error(tiny_llama_dir):
         hfc.StructuredPruneConfig(ratio=1.5)
     with pytest.raises(HFCompressError, match="unknown structured target"):
         hfc.StructuredPruneConfig(target="channels")
+
+
+def test_cli_structured_heads(tiny_llama_dir, tmp_path):
+    from hfcompress.cli import main
+
+    out = tmp_path / "cli-heads"
+    rc = main(["compress", str(tiny_llama_dir), "--method", "structured", "--target", "heads", "--ratio", "0.5",
+               "--importance", "magnitude", "-o", str(out)])
+    assert rc == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["num_attention_heads"], config["num_key_value_heads"]) == (2, 1)
+    assert main(["compress", str(tiny_llama_dir), "--method", "structured", "--target", "layers", "--ratio", "0.99",
+                 "--importance", "magnitude", "-o", str(tmp_path / "bad")]) == 2

@@ -103,9 +103,12 @@ class TorchLowRank(CompressionAdapter):
         ranks: dict[str, int] = {}
         skipped: dict[str, int] = {}
         layers = low_rank_targets(model, config)
-        for name, layer in tqdm(layers.items(), desc="low-rank SVD", unit="layer", disable=_quiet()):
+        scales = _input_scales(model, list(layers.values()), calibration) if config.activation_aware else None
+        for index, (name, layer) in enumerate(tqdm(layers.items(), desc="low-rank SVD", unit="layer", disable=_quiet())):
             weight = layer.weight.detach()
-            u, s, vh = torch.linalg.svd(weight.float(), full_matrices=False)
+            # ASVD-style: factor W diag(s) (s = input RMS per channel), then fold 1/s back into the first factor.
+            scale = scales[index] if scales is not None else torch.ones(layer.in_features, device=weight.device)
+            u, s, vh = torch.linalg.svd(weight.float() * scale[None, :], full_matrices=False)
             rank = choose_rank(s, config, layer.in_features, layer.out_features)
             if rank * (layer.in_features + layer.out_features) >= layer.in_features * layer.out_features:
                 skipped[name] = rank
@@ -114,7 +117,7 @@ class TorchLowRank(CompressionAdapter):
             modeling_lowrank.replace_with_low_rank(model, {name: rank})
             new = model.get_submodule(name)
             with torch.no_grad():
-                new.first.weight.copy_((root[:, None] * vh[:rank]).to(weight.dtype))
+                new.first.weight.copy_((root[:, None] * vh[:rank] / scale[None, :]).to(weight.dtype))
                 new.second.weight.copy_((u[:, :rank] * root[None, :]).to(weight.dtype))
                 if layer.bias is not None:
                     new.second.bias.copy_(layer.bias.detach())
@@ -135,6 +138,7 @@ class TorchLowRank(CompressionAdapter):
             "skipped_layers": len(skipped),
             "ranks": ranks,
             "skipped_ranks": skipped,
+            "activation_aware": config.activation_aware,
             "skip_rule": "a layer stays dense when rank * (in + out) >= in * out (the factors would not be smaller)",
             "parameters_before": int(before),
             "parameters_after": int(after),
@@ -143,6 +147,17 @@ class TorchLowRank(CompressionAdapter):
             if ranks else "plain transformers (no layer was factored)",
         }
         return model, info
+
+
+def _input_scales(model: Any, layers: list[Any], calibration: Any) -> list[Any]:
+    """Per input channel RMS of each layer over the calibration data, floored so no channel divides by ~0."""
+    from .structured import input_channel_energy
+
+    scales = []
+    for energy in input_channel_energy(model, layers, calibration):
+        rms = energy.sqrt()
+        scales.append(rms.clamp_min(max(float(rms.mean()) * 1e-3, 1e-8)))
+    return scales
 
 
 def _quiet() -> bool:

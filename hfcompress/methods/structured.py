@@ -113,8 +113,14 @@ def plan_removal(model: Any, config: StructuredPruneConfig) -> RemovalPlan:
 # Importance
 
 
-def _input_energy(model: Any, modules: list[Any], calibration: Any) -> list[Any]:
-    """Mean squared input per channel, E[x_c^2], of each module over the calibration samples."""
+def input_channel_energy(model: Any, modules: list[Any], calibration: Any) -> list[Any]:
+    """Mean squared input per channel, E[x_c^2], of each module over the calibration samples (one forward pass each).
+
+    Example:
+        >>> energy = input_channel_energy(model, [model.model.layers[0].mlp.down_proj], calibration)   # doctest: +SKIP
+        >>> energy[0].shape
+        torch.Size([1536])
+    """
     import torch
     from tqdm.auto import tqdm
 
@@ -142,7 +148,7 @@ def _run_calibration(model: Any, calibration: Any, tqdm: Any) -> None:
     import torch
 
     if calibration is None or not calibration.input_ids:
-        raise HFCompressError("importance='activation' needs calibration data; pass calibration= or use importance='magnitude'")
+        raise HFCompressError("activation statistics need calibration data; pass calibration= (or use a data-free option)")
     device = next(model.parameters()).device
     with torch.no_grad():
         for ids in tqdm(calibration.input_ids, desc="importance", unit="sample", disable=_quiet()):
@@ -155,7 +161,7 @@ def _head_scores(model: Any, config: StructuredPruneConfig, calibration: Any) ->
     layers = _decoder_layers(model)
     heads, kv, head_dim = _head_geometry(model)
     rep = heads // kv
-    energy = _input_energy(model, [l.self_attn.o_proj for l in layers], calibration) if config.importance == "activation" else None
+    energy = input_channel_energy(model, [l.self_attn.o_proj for l in layers], calibration) if config.importance == "activation" else None
     scores = []
     for i, layer in enumerate(layers):
         attn = layer.self_attn
@@ -174,7 +180,7 @@ def _head_scores(model: Any, config: StructuredPruneConfig, calibration: Any) ->
 
 def _neuron_scores(model: Any, config: StructuredPruneConfig, calibration: Any) -> list[Any]:
     layers = _decoder_layers(model)
-    energy = _input_energy(model, [l.mlp.down_proj for l in layers], calibration) if config.importance == "activation" else None
+    energy = input_channel_energy(model, [l.mlp.down_proj for l in layers], calibration) if config.importance == "activation" else None
     scores = []
     for i, layer in enumerate(layers):
         mlp = layer.mlp
