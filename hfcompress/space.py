@@ -291,6 +291,15 @@ def _find_in_dir(folder: Path) -> VariantSet:
             found.variants.append(_read_variant_dir(sub))
         except HFCompressError as err:
             found.problems.append(str(err))
+    if not found.variants and not found.problems and folder.is_dir():
+        # `hfcompress grid` writes runs/<model>/<variant>: accept the parent when it holds exactly one runs folder.
+        nested = [sub for sub in sorted(folder.iterdir()) if sub.is_dir() and not sub.name.startswith(".")
+                  and any(_is_variant_dir(v) for v in sub.iterdir() if v.is_dir())]
+        if len(nested) == 1:
+            return _find_in_dir(nested[0])
+        if nested:
+            found.problems.append(f"{folder}: holds several runs folders ({', '.join(n.name for n in nested)}); pass one of them")
+            return found
     if not found.variants and not found.problems:
         found.problems.append(
             f"{folder}: no variant folders with results.json found; run `hfcompress grid` or `hfcompress compress --evaluate` first"
@@ -310,10 +319,9 @@ def _read_variant_dir(folder: Path) -> Variant:
             manifest = _read_json_object(folder / MANIFEST_NAME, "manifest")
         except HFCompressError as err:
             logger.warning("%s", err)  # the results alone still fill the table
-    name = str((results.get("variant") or {}).get("name") or folder.name)
-    name = folder.name if "/" in name else name
+    # The folder name, not results' variant.name: folders are unique in a runs dir, recorded names need not be.
     return Variant(
-        name=name,
+        name=folder.name,
         results=results,
         manifest=manifest,
         card=_read_text(folder / CARD_NAME),
@@ -460,7 +468,7 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-_DIGITS = {"size_on_disk": 1, "parameters": 2, "perplexity": 2, "decode_tokens_per_s": 1, "peak_memory": 0}
+_DIGITS = {"size_on_disk": 1, "parameters": 2, "perplexity": 2, "decode_tokens_per_s": 1, "peak_memory": 1}
 
 
 def table_rows(variants: VariantSet) -> list[dict[str, Any]]:
@@ -477,7 +485,7 @@ def table_rows(variants: VariantSet) -> list[dict[str, Any]]:
         "variant": f"{variants.base_name} (base)",
         "method": "none",
         "family": BASE_FAMILY,
-        "bits": _median_base(variants, "bits_per_weight"),
+        "bits": _median_base(variants, "bits_per_weight_linear") or _median_base(variants, "bits_per_weight"),
         "sparsity": _round(_median_base(variants, "sparsity"), 3),
     }
     rows = [base]
@@ -488,7 +496,10 @@ def table_rows(variants: VariantSet) -> list[dict[str, Any]]:
     if base["bits"] is not None:
         base["bits"] = round(base["bits"], 2)
     for variant in variants.variants:
-        bits = variant.metric("bits_per_weight").get("value")
+        # Bits of the Linear weights (what "4-bit" means); the whole-model figure also counts embeddings.
+        bits = variant.metric("bits_per_weight_linear").get("value")
+        if bits is None:
+            bits = variant.metric("bits_per_weight").get("value")
         if bits is None:
             bits = next((s.get("bits") for s in variant.recipe if s.get("bits") is not None), None)
         sparsity = variant.metric("sparsity").get("value")
@@ -560,7 +571,7 @@ def styled_table(table: Any) -> Any:
 
     formats: dict[str, Any] = {c: "{:.2f}×" for c in _HIGHER_IS_BETTER}
     formats.update({"bits": "{:g}", "sparsity": "{:.0%}", "size (MB)": "{:,.1f}", "params (M)": "{:,.2f}",
-                    "perplexity": "{:,.2f}", "decode tok/s": "{:,.1f}", "memory (MB)": "{:,.0f}"})
+                    "perplexity": "{:,.2f}", "decode tok/s": "{:,.1f}", "memory (MB)": "{:,.1f}"})
     styler = table.style.format({k: v for k, v in formats.items() if k in table.columns}, na_rep="–")
     for column in _HIGHER_IS_BETTER:
         if column in table.columns:
@@ -800,15 +811,18 @@ class ModelCache:
             return value
 
     def _evict(self, limit: int, keep: str | None = None) -> None:
+        dropped = False
         while self._items and self.used_bytes > limit:
             oldest = next(iter(self._items))
             if oldest == keep:
                 break
             self._items.pop(oldest)
+            dropped = True
             logger.info("dropped %s from the model cache (budget %d MB)", oldest, self.budget_bytes // 2**20)
-        import gc
+        if dropped:
+            import gc
 
-        gc.collect()
+            gc.collect()  # free the dropped model's tensors now, before the next one loads
 
 
 def _model_bytes(value: Any) -> int:
@@ -1064,7 +1078,7 @@ _ABOUT = """
 - **size (MB)**: weights on disk; **params (M)**: parameters in millions (pruned zeros still count unless shapes shrank).
 - **perplexity**: on held-out text (lower is better); **decode tok/s**: generation speed at batch 1; **memory (MB)**: peak memory while generating.
 - **×** columns: the variant divided by the base model, measured in the same run on the same machine.
-- **bits**: average bits per weight; **sparsity**: fraction of weights that are zero.
+- **bits**: average bits per weight of the Linear layers (scales and zero points included); **sparsity**: fraction of weights that are zero.
 
 The **Pareto front** links the variants that no other variant beats on both axes at once: pick along it.
 

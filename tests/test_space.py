@@ -116,9 +116,19 @@ def build_variants_dir(root: Path, tiny_dir: Path) -> Path:
     return runs
 
 
+_BUILT: dict[str, Path] = {}
+
+
+def shared_runs_dir(tmp_path_factory, tiny_llama_dir) -> Path:
+    """The variants of ``build_variants_dir``, built once per test session (tests must not modify them)."""
+    if "runs" not in _BUILT:
+        _BUILT["runs"] = build_variants_dir(tmp_path_factory.mktemp("space"), tiny_llama_dir)
+    return _BUILT["runs"]
+
+
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory, tiny_llama_dir) -> Path:
-    return build_variants_dir(tmp_path_factory.mktemp("space"), tiny_llama_dir)
+    return shared_runs_dir(tmp_path_factory, tiny_llama_dir)
 
 
 def free_port() -> int:
@@ -163,6 +173,29 @@ def test_find_variants_reads_good_ones_and_lists_the_bad(runs_dir):
     assert [v.name for v in find_variants(runs_dir / "tiny-rtn8").variants] == ["tiny-rtn8"]
 
 
+def test_variants_measured_by_evaluate_fill_the_table(tmp_path, tiny_llama_dir):
+    """The contract with the benchmark: what cm.evaluate() writes is what the table shows."""
+    import hfcompress as hfc
+    from hfcompress.space import find_variants, variant_table
+
+    cache: dict = {}
+    for name, recipe in [("w8", hfc.RTNConfig(bits=8)), ("w4", hfc.RTNConfig(bits=4, group_size=32))]:
+        cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=recipe)
+        cm.evaluate(max_tokens=128, context=64, stride=32, speed_runs=1, warmup=0, prompt_tokens=8, new_tokens=4,
+                    batch_size=2, base_cache=cache, generations=False, progress=False)
+        cm.save_pretrained(tmp_path / name)
+    vs = find_variants(tmp_path)
+    assert vs.problems == [] and [v.name for v in vs.variants] == ["w4", "w8"]
+    rows = {r["variant"]: r for r in variant_table(vs).to_dict("records")}
+    for name in ("w4", "w8"):
+        metrics = vs.get(name).results["metrics"]
+        assert rows[name]["perplexity"] == round(metrics["perplexity"]["value"], 2)
+        assert rows[name]["ppl ×"] == round(metrics["perplexity"]["ratio"], 3)
+        assert rows[name]["decode tok/s"] is not None and rows[name]["size (MB)"] is not None
+    assert 4 < rows["w4"]["bits"] < 5.5 and 8 <= rows["w8"]["bits"] < 9
+    assert rows["tiny-llama (base)"]["perplexity"] == round(vs.get("w4").results["metrics"]["perplexity"]["base"], 2)
+
+
 def test_missing_or_empty_sources_give_a_message_not_an_exception(tmp_path):
     from hfcompress.space import build_app, find_variants, variant_table
 
@@ -171,6 +204,15 @@ def test_missing_or_empty_sources_give_a_message_not_an_exception(tmp_path):
     vs = find_variants(empty)
     assert vs.variants == [] and "no variant folders with results.json" in vs.problems[0]
     assert "no such folder" in find_variants(tmp_path / "nope").problems[0]
+    # A parent holding one runs folder (hfcompress grid writes runs/<model>/<variant>) is read through.
+    nested = tmp_path / "runs"
+    shutil.copytree(REPO_ROOT / "spaces", nested / "x" / "not-a-variant")
+    (nested / "smol" / "v1").mkdir(parents=True)
+    (nested / "smol" / "v1" / "results.json").write_text("[]")
+    assert "expected a JSON object" in find_variants(nested).problems[0]
+    (nested / "other" / "v2").mkdir(parents=True)
+    (nested / "other" / "v2" / "results.json").write_text("{}")
+    assert "several runs folders (other, smol)" in find_variants(nested).problems[0]
     assert "no source given" in find_variants(None).problems[0]
     table = variant_table(vs)
     assert list(table["variant"]) == ["base model (base)"]  # the page still has its (empty) table
@@ -382,6 +424,20 @@ def test_push_space_bundles_results_on_the_loopback_hub(runs_dir):
     assert meta["sdk_version"] == gradio.__version__
     assert b"hfcompress" in files["requirements.txt"]
     assert files["results/tiny-rtn8/results.json"] == (runs_dir / "tiny-rtn8/results.json").read_bytes()
+
+
+def test_push_space_with_a_bad_token_says_so_in_one_line(runs_dir, capsys):
+    from hub_server import HubServer
+
+    from hfcompress.cli import main
+
+    bad = "hf_" + "0" * 32
+    with HubServer() as hub, hub.client_env(token=bad):
+        assert main(["push-space", "tester/compare-tiny", "--results", str(runs_dir)]) == 2
+        assert "tester/compare-tiny" not in hub.repos
+    err = capsys.readouterr().err
+    assert err.startswith("hfcompress: error: could not push the Space tester/compare-tiny") and err.count("\n") == 1
+    assert bad not in err
 
 
 def test_deployed_space_folder_runs_and_reads_its_bundle(runs_dir, tmp_path):

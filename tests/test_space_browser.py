@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from test_space import build_variants_dir, free_port, write_results
+from test_space import free_port, shared_runs_dir, write_results
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -54,8 +54,8 @@ def wait_done(page, slots: int, timeout_ms: int) -> None:
         timeout=timeout_ms)
 
 
-def test_browser_table_plots_generation_and_variant_page(browser, tmp_path, tiny_llama_dir):
-    runs = build_variants_dir(tmp_path, tiny_llama_dir)
+def test_browser_table_plots_generation_and_variant_page(browser, tmp_path_factory, tiny_llama_dir):
+    runs = shared_runs_dir(tmp_path_factory, tiny_llama_dir)
     demo, url = serve(runs, memory_mb=256)
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
