@@ -59,7 +59,7 @@ FAMILIES: dict[str, str] = {
 FAMILY_ORDER = ("quantization", "pruning", "structured", "low-rank", "distillation")
 BASE_FAMILY = "base"
 
-# Table columns: (header, metric name, converter to the display unit, decimals).
+# Table columns: (value header, metric name in results.json, ratio header).
 _METRIC_COLUMNS = (
     ("size (MB)", "size_on_disk", "size ×"),
     ("params (M)", "parameters", "params ×"),
@@ -924,7 +924,15 @@ class Generator:
             base = self.variants.base
             kind = base.get("kind")
             if kind == "embedded":
-                target, revision = None, None
+                # The embedded GGUF package cannot be pip-installed on a Space (it needs --no-deps): there the base
+                # loads from its upstream Hub repo instead, which the embedded weights were converted from.
+                import importlib.util
+
+                from .loading import EMBEDDED_PACKAGE
+
+                embedded_here = importlib.util.find_spec(EMBEDDED_PACKAGE) is not None
+                target = None if embedded_here else base.get("model_id")
+                revision = None
             elif kind == "hub":
                 target, revision = base.get("model_id"), base.get("revision")
             else:
@@ -1052,6 +1060,9 @@ def app_theme() -> Any:
 
 def _header_markdown(variants: VariantSet) -> str:
     n = len(variants.variants)
+    if not n:
+        return (f"# Compare compressed variants\nNothing to compare yet in `{variants.source or 'no source'}`: "
+                "see the message below, then read the results again from the About tab.")
     base = variants.base.get("model_id") or "an unknown base model"
     hardware = ""
     for v in variants.variants:
@@ -1067,8 +1078,9 @@ def _header_markdown(variants: VariantSet) -> str:
 def _problems_markdown(variants: VariantSet) -> str:
     if not variants.problems:
         return ""
-    lines = [f"**{len(variants.problems)} problem{'s' if len(variants.problems) != 1 else ''} while reading the results** "
-             "(these variants are left out):"]
+    count = f"{len(variants.problems)} problem{'s' if len(variants.problems) != 1 else ''}"
+    left_out = "(these variants are left out)" if variants.variants else "(no variant could be shown)"
+    lines = [f"**{count} while reading the results** {left_out}:"]
     lines += [f"- {p}" for p in variants.problems]
     return "\n".join(lines)
 

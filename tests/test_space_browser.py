@@ -110,6 +110,9 @@ def test_browser_empty_folder_shows_a_message(browser, tmp_path):
         page.goto(url)
         page.wait_for_selector("#hfc-problems", timeout=60_000)
         assert "no variant folders with results.json" in page.inner_text("#hfc-problems")
+        assert "Nothing to compare yet" in page.inner_text("#hfc-header")
+        page.wait_for_selector("#hfc-size-plot .js-plotly-plot", timeout=30_000)
+        assert "no variant has both" in page.inner_text("#hfc-size-plot")
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "space-4-empty.png"), full_page=True)
     finally:
