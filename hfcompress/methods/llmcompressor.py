@@ -110,7 +110,13 @@ def save_compressed(model: Any, out_dir: Path) -> None:
     Example:
         >>> save_compressed(model, Path("out/tiny-W4"))          # doctest: +SKIP
     """
+    from llmcompressor.transformers.compression.compressed_tensors_utils import modify_save_pretrained
+
     clone = copy.deepcopy(model)
+    # oneshot wrapped the original's save_pretrained in a closure over the original model; the deep copy
+    # carries that wrapper, which would compress the original. Re-wrap on the clone itself.
+    clone.__dict__.pop("save_pretrained", None)
+    modify_save_pretrained(clone)
     clone.save_pretrained(out_dir, save_compressed=True, safe_serialization=True)
 
 
