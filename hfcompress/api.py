@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .atomic import atomic_directory, check_output_dir
-from .config import CompressionConfig, as_recipe, recipe_to_dicts, recipe_to_yaml
+from .config import CompressionConfig, as_recipe, check_recipe_order, recipe_to_dicts, recipe_to_yaml
 from .data import CalibrationData, load_calibration
 from .environment import environment_info
 from .errors import HFCompressError
 from .loading import ModelSource, load_model
-from .methods.registry import CompressionAdapter, get_adapter
+from .methods.registry import CompressionAdapter, resolve_adapters
 
 logger = logging.getLogger("hfcompress")
 
@@ -127,9 +127,10 @@ class CompressedModel:
         if not steps and model is not None and (Path(os.fspath(model)).expanduser() / MANIFEST_NAME).is_file():
             return cls._load_variant(Path(os.fspath(model)).expanduser(), dtype=dtype, device_map=device_map)
 
+        check_recipe_order(steps)
         _seed_everything(seed)
         # Resolve every adapter first, so a missing backend fails before minutes of loading and work.
-        adapters = [get_adapter(step, backend) for step in steps]
+        adapters = resolve_adapters(steps, backend)
         loaded = load_model(model, revision=revision, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
         for step in steps:
             step.validate_for_model(loaded.model)
@@ -158,6 +159,9 @@ class CompressedModel:
             bar.set_postfix_str(f"{step.describe()} via {adapter.name}")
             logger.info("step %s via %s", step.describe(), adapter.name)
             started = time.perf_counter()
+            # Earlier steps may have changed the shapes (structured pruning, low rank): check this step against
+            # the model it will really see, so a conflict is one clear line rather than a backend's trace.
+            step.validate_for_model(self.model)
             # Steps that need the unmodified base (distillation's default teacher) reload it from here.
             self.model.hfcompress_source = self.source
             result = adapter.compress(self.model, self.tokenizer, step, calib)

@@ -52,6 +52,9 @@ def config_kinds() -> list[str]:
     return sorted(_CONFIG_REGISTRY)
 
 
+_TYPE_WORDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
 def _help(text: str, **kwargs: Any) -> Any:
     return field(metadata={"help": text}, **kwargs)
 
@@ -73,7 +76,29 @@ class CompressionConfig:
     kind: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
+        self._check_field_types()
         self.validate()
+
+    def _check_field_types(self) -> None:
+        # YAML and the CLI hand over strings and numbers as written; a wrong type fails here with the field's
+        # name instead of deep inside a backend. A single name where a list of names is expected (``ignore:
+        # lm_head``) is taken as that one name, not iterated letter by letter.
+        for f in dataclasses.fields(self):
+            value, hint = getattr(self, f.name), str(f.type).replace(" ", "")
+            if hint == "list[str]":
+                if isinstance(value, str):
+                    value = [value]
+                if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+                    raise HFCompressError(f"{f.name}={value!r} must be a list of layer names, e.g. ['lm_head']")
+                setattr(self, f.name, list(value))
+                continue
+            allowed = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}.get(hint)
+            if allowed is None or value is None and "None" in hint:
+                continue
+            if not isinstance(value, allowed) or (isinstance(value, bool) and hint != "bool"):
+                raise HFCompressError(
+                    f"{type(self).__name__}.{f.name}={value!r} must be {_TYPE_WORDS[hint]}"
+                )
 
     def validate(self) -> None:
         """Raise HFCompressError for values that can never work, whatever the model."""
@@ -359,8 +384,14 @@ class PruneConfig(CompressionConfig):
             n, m = self.nm
             if not (0 < n < m):
                 raise HFCompressError(f"pattern={self.pattern!r} is not valid; N:M needs 0 < N < M, e.g. '2:4'")
-            # An N:M pattern fixes the sparsity; keep the field truthful.
-            self.sparsity = 1 - n / m
+            # An N:M pattern fixes the sparsity: the default (0.5) is replaced by it, anything else is a conflict.
+            implied = 1 - n / m
+            if abs(self.sparsity - implied) > 1e-9 and abs(self.sparsity - 0.5) > 1e-9:
+                raise HFCompressError(
+                    f"pattern {self.pattern} means sparsity {implied:g}, but sparsity={self.sparsity!r} was asked; "
+                    "drop sparsity or use pattern='unstructured'"
+                )
+            self.sparsity = implied
         _check_fraction("sparsity", self.sparsity)
 
     @property
@@ -606,6 +637,29 @@ def as_recipe(recipe: Any) -> list[CompressionConfig]:
                 raise HFCompressError(f"a recipe step must be a config such as hfc.GPTQConfig(...), not {type(step).__name__}")
         return steps
     raise HFCompressError(f"recipe must be a config, a list of configs or a YAML path, not {type(recipe).__name__}")
+
+
+QUANTIZATION_KINDS = ("rtn", "gptq", "awq")
+
+
+def check_recipe_order(recipe: Sequence[CompressionConfig]) -> None:
+    """Refuse recipes whose steps cannot follow each other.
+
+    A quantization step must come last: pruning, structured pruning, low-rank factoring or training
+    would change weights that already carry quantization scales (and the saved format would drop or
+    break them). Prune, then quantize; not the other way round.
+
+    Example:
+        >>> from hfcompress import GPTQConfig, PruneConfig
+        >>> check_recipe_order([PruneConfig(pattern="2:4"), GPTQConfig()])   # fine: quantize last
+    """
+    for i, step in enumerate(recipe[:-1]):
+        if step.kind in QUANTIZATION_KINDS:
+            later = recipe[i + 1]
+            raise HFCompressError(
+                f"recipe step {i + 1} ({step.kind}) quantizes, so nothing can follow it, but step {i + 2} is {later.kind}; "
+                f"put quantization last (e.g. [{later.kind}, {step.kind}])"
+            )
 
 
 def _step_from_yaml(step: dict[str, Any]) -> CompressionConfig:

@@ -36,6 +36,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .config import recipe_to_dicts
 from .errors import HFCompressError
 
 logger = logging.getLogger("hfcompress")
@@ -233,7 +234,7 @@ def run_grid(
     from .bench.benchmark import evaluate
     from .bench.report import write_comparison, write_text_atomic
     from .bench.results import read_results, write_results
-    from .methods.registry import get_adapter
+    from .methods.registry import resolve_adapters
 
     started = time.perf_counter()
     variants, settings = parse_grid(grid)
@@ -284,12 +285,15 @@ def run_grid(
         target = out / name
         bar.set_postfix_str(f"{name}: check")
         if read_results(target) is not None:
-            result.resumed.append(name)
-            logger.info("%s: finished earlier, kept", name)
-            continue
+            if _saved_recipe(target) == recipe_to_dicts(variant.recipe):
+                result.resumed.append(name)
+                logger.info("%s: finished earlier, kept", name)
+                continue
+            # The grid file now asks for another recipe under this name: the old numbers would be a lie.
+            bar.write(f"{name}: its recipe changed since it was computed; computing it again")
+        variant_started = time.perf_counter()
         try:
-            for step in variant.recipe:
-                get_adapter(step, run["backend"])
+            resolve_adapters(variant.recipe, run["backend"])
         except HFCompressError as err:
             result.skipped[name] = f"not available: {err}"
             bar.write(f"{name}: skipped: not available ({err})")
@@ -314,7 +318,7 @@ def run_grid(
                 _write_card(tmp, results)
             result.computed.append(name)
             ppl = results["metrics"].get("perplexity", {})
-            bar.write(f"{name}: done in {time.perf_counter() - started:.0f} s (grid time); perplexity {ppl.get('value', float('nan')):.2f} "
+            bar.write(f"{name}: done in {time.perf_counter() - variant_started:.0f} s; perplexity {ppl.get('value', float('nan')):.2f} "
                       f"(base {ppl.get('base') or float('nan'):.2f})")
         except KeyboardInterrupt:
             raise
@@ -337,6 +341,13 @@ def run_grid(
         result.files = write_comparison(result.results, out, notes=[n[2:] for n in result.notes() if n])
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _saved_recipe(folder: Path) -> Any:
+    try:
+        return json.loads((folder / "hfcompress.json").read_text(encoding="utf-8")).get("recipe")
+    except (OSError, ValueError):
+        return None
 
 
 def _write_card(folder: Path, results: dict[str, Any]) -> None:

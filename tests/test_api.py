@@ -119,3 +119,23 @@ def test_calibration_from_a_text_file_is_seeded_and_recorded(tiny_llama_dir, tmp
     assert cm.calibration == {
         "source": str(text), "description": "file calib.txt", "num_samples": 4, "seq_len": 64, "tokens": 256, "seed": 3,
     }
+
+
+def test_quantization_must_be_the_last_step(tiny_llama_dir):
+    with pytest.raises(hfc.HFCompressError, match=r"step 1 \(gptq\) quantizes.*put quantization last \(e.g. \[prune, gptq\]\)"):
+        CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=[hfc.GPTQConfig(group_size=32), hfc.PruneConfig(method="magnitude")])
+
+
+def test_a_step_is_checked_against_the_model_earlier_steps_left(tiny_llama_dir):
+    # Removing 3 of 128 neurons leaves width 125 for down_proj: a 2:4 pattern cannot hold there.
+    recipe = [hfc.StructuredPruneConfig(target="neurons", count=3, importance="magnitude"), hfc.PruneConfig(method="magnitude", pattern="2:4")]
+    with pytest.raises(hfc.HFCompressError, match=r"pattern 2:4 needs layer widths divisible by 4, but model.layers.0.mlp.down_proj has width 125"):
+        CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=recipe)
+
+
+def test_a_named_backend_runs_the_steps_it_implements_and_auto_the_others(tiny_llama_dir):
+    recipe = [hfc.PruneConfig(method="magnitude", sparsity=0.5), hfc.RTNConfig(bits=8)]
+    cm = CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=recipe, backend="llmcompressor")
+    assert [s.backend for s in cm.steps] == ["torch", "llmcompressor"]
+    with pytest.raises(hfc.HFCompressError, match="does not implement"):
+        CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=[hfc.LowRankConfig()], backend="llmcompressor")

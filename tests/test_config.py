@@ -40,8 +40,21 @@ def test_grid_yaml_round_trips(tmp_path):
 
 
 def test_nm_pattern_fixes_sparsity():
-    assert hfc.PruneConfig(pattern="4:8", sparsity=0.3).sparsity == 0.5
+    assert hfc.PruneConfig(pattern="4:8").sparsity == 0.5
     assert hfc.PruneConfig(pattern="1:4").sparsity == 0.75
+    assert hfc.PruneConfig.from_dict(hfc.PruneConfig(pattern="1:4").to_dict()).sparsity == 0.75
+    with pytest.raises(hfc.HFCompressError, match="pattern 2:4 means sparsity 0.5, but sparsity=0.7 was asked"):
+        hfc.PruneConfig(pattern="2:4", sparsity=0.7)
+
+
+def test_yaml_values_of_the_wrong_type_fail_or_are_read_as_meant():
+    assert hfc.recipe_from_yaml("- gptq: {ignore: lm_head}")[0].ignore == ["lm_head"]
+    with pytest.raises(hfc.HFCompressError, match=r"GPTQConfig.block_size='big' must be an integer"):
+        hfc.recipe_from_yaml("- gptq: {block_size: big}")
+    with pytest.raises(hfc.HFCompressError, match=r"must be a list of layer names"):
+        hfc.RTNConfig(ignore=[3])
+    with pytest.raises(hfc.HFCompressError, match=r"PruneConfig.sparsity='half' must be a number"):
+        hfc.PruneConfig(sparsity="half")
 
 
 @pytest.mark.parametrize(

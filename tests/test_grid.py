@@ -122,6 +122,13 @@ def test_interrupted_grid_resumes_without_recomputing_finished_variants(tiny_lla
         assert _colours(png) > 5
     assert (out / "grid.yaml").is_file() and (out / ".base-cache.json").is_file()
 
+    # A variant whose recipe was edited since is computed again, not served from its old numbers.
+    edited = {"variants": {"shrink-90": [ShrinkConfig(0.8)], "shrink-50": [ShrinkConfig(0.5)]}}
+    again = hfc.run_grid(edited, str(tiny_llama_dir), out, evaluate_kwargs=EVAL)
+    assert again.computed == ["shrink-90"] and again.resumed == ["shrink-50"]
+    assert CALLS[-1] == 0.8
+    assert load_results(out / "shrink-90")[0]["variant"]["recipe"][0]["factor"] == 0.8
+
 
 def test_grid_measures_the_base_once(tiny_llama_dir, tmp_path, monkeypatch):
     import hfcompress as hfc

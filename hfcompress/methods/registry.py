@@ -165,6 +165,24 @@ def get_adapter(config: CompressionConfig, backend: str = "auto") -> Compression
     raise BackendUnavailableError(f"no installed backend can run {config.kind}: " + "; ".join(reasons))
 
 
+def resolve_adapters(recipe: list[CompressionConfig], backend: str = "auto") -> list[CompressionAdapter]:
+    """One adapter per recipe step. A named ``backend`` runs the steps it implements; the others use ``"auto"``.
+
+    So ``backend="gptqmodel"`` with ``[PruneConfig(method="magnitude"), GPTQConfig()]`` prunes with the
+    torch adapter and quantizes with GPTQModel; a backend that implements none of the steps is an error.
+
+    Example:
+        >>> [a.name for a in resolve_adapters([RTNConfig()])]          # doctest: +SKIP
+        ['llmcompressor']
+    """
+    if not backend or backend == "auto" or not recipe:
+        return [get_adapter(step, "auto") for step in recipe]
+    serves = [any(a.name == backend and a.supports(step) for a in list_adapters()) for step in recipe]
+    if not any(serves):
+        get_adapter(recipe[0], backend)  # raises the clear error: unknown backend, or not implementing this method
+    return [get_adapter(step, backend if named else "auto") for step, named in zip(recipe, serves)]
+
+
 def _import_builtin_adapters() -> None:
     # Importing the modules runs their @register_adapter lines; each module imports its backend lazily,
     # so listing adapters never needs the backends installed.
