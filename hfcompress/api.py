@@ -178,7 +178,13 @@ class CompressedModel:
 
     @classmethod
     def _load_variant(cls, folder: Path, *, dtype: Any, device_map: Any) -> "CompressedModel":
-        manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+        try:
+            manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise HFCompressError(
+                f"{str(folder / MANIFEST_NAME)!r} is not valid JSON ({err.msg}); restore it or load the folder with "
+                "transformers.AutoModelForCausalLM directly"
+            ) from None
         trust = bool(manifest.get("load", {}).get("trust_remote_code", False))
         loaded = load_model(folder, dtype=dtype, device_map=device_map, trust_remote_code=trust)
         base = manifest.get("base_model", {})

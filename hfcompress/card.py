@@ -191,7 +191,7 @@ def validate_card_text(text: str, *, required: dict[str, Any] | None = None) -> 
         return ["metadata is not a YAML mapping"]
     problems = []
     try:
-        card = ModelCard(text, ignore_metadata_errors=False)
+        ModelCard(text, ignore_metadata_errors=False)
     except Exception as err:
         return [f"huggingface_hub cannot read the metadata back: {err}"]
     if "model-index" in meta:
@@ -218,7 +218,6 @@ def validate_card_text(text: str, *, required: dict[str, Any] | None = None) -> 
             continue
         if meta.get(key) != value:
             problems.append(f"metadata {key!r} is {meta.get(key)!r}, expected {value!r} (did the template drop {{{{ card_data }}}}?)")
-    del card
     return problems
 
 

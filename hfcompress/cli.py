@@ -494,9 +494,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HFCompressError as err:
         print(f"hfcompress: error: {err}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as err:
+        # An optional extra is not installed (gradio for the Space, lm-eval, a legacy backend).
+        extra = _EXTRA_OF_MODULE.get((err.name or "").split(".")[0])
+        hint = f"pip install 'hfcompress[{extra}]'" if extra else f"pip install {err.name}"
+        print(f"hfcompress: error: {args.command} needs the {err.name!r} package: {hint}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("hfcompress: interrupted; finished outputs are kept, partial ones were discarded", file=sys.stderr)
         return 130
+
+
+_EXTRA_OF_MODULE = {"gradio": "space", "gradio_client": "space", "plotly": "space", "lm_eval": "eval", "gptqmodel": "gptq",
+                    "optimum": "gptq", "auto_gptq": "legacy", "awq": "legacy"}
 
 
 def _quiet_backends() -> None:

@@ -89,19 +89,38 @@ def read_texts(spec: Any, *, split: str = "train") -> tuple[list[str], str]:
     return _read_dataset(text, split), f"datasets {text} ({split})"
 
 
-def _read_file(path: Path) -> list[str]:
+def parse_json_rows(path: Path) -> list[Any]:
+    """The rows of a ``.jsonl`` file (one JSON value a line) or a ``.json`` file (a list, or a dict's values).
+
+    A malformed file is one clear error naming the file and the line, not a decoder's traceback.
+
+    Example:
+        >>> parse_json_rows(Path("pairs.jsonl"))[0]          # doctest: +SKIP
+        {'prompt': 'Capital of France?', 'response': 'Paris.'}
+    """
     raw = path.read_text(encoding="utf-8", errors="replace")
     if path.suffix == ".jsonl":
-        texts = []
-        for line in raw.splitlines():
+        rows = []
+        for number, line in enumerate(raw.splitlines(), 1):
             if line.strip():
-                row = json.loads(line)
-                texts.append(row.get("text", "") if isinstance(row, dict) else str(row))
-    elif path.suffix == ".json":
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise HFCompressError(f"{str(path)!r} line {number} is not valid JSON ({err.msg}); fix it or use a .txt file") from None
+        return rows
+    try:
         data = json.loads(raw)
-        items = data.values() if isinstance(data, dict) else data
+    except json.JSONDecodeError as err:
+        raise HFCompressError(f"{str(path)!r} is not valid JSON ({err.msg} at line {err.lineno}); fix it or use a .txt file") from None
+    return list(data.values()) if isinstance(data, dict) else list(data) if isinstance(data, list) else [data]
+
+
+def _read_file(path: Path) -> list[str]:
+    if path.suffix in (".jsonl", ".json"):
+        items = parse_json_rows(path)
         texts = [t.get("text", "") if isinstance(t, dict) else str(t) for t in items]
     else:
+        raw = path.read_text(encoding="utf-8", errors="replace")
         # Paragraphs (blank-line separated) keep documents whole; a file with none is one text.
         texts = [p.strip() for p in raw.split("\n\n")]
     texts = [t for t in texts if t.strip()]

@@ -1121,7 +1121,7 @@ def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float
 
     refresh()
     variants: VariantSet = state["variants"]
-    present = [f for f in FAMILY_ORDER if any(f in v.families for v in variants.variants)] or list(FAMILY_ORDER)
+    present = _present_families(variants)
 
     def table_and_plots(families: list[str], sort_by: str, descending: bool) -> tuple[Any, Any, Any]:
         vs = state["variants"]
@@ -1150,11 +1150,13 @@ def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float
     def reload() -> list[Any]:
         refresh()
         vs = state["variants"]
-        table, size_fig, speed_fig = table_and_plots(present, "", False)
+        now_present = _present_families(vs)
+        table, size_fig, speed_fig = table_and_plots(now_present, "", False)
         names = [f"{vs.base_name} (base)"] + [v.name for v in vs.variants]
         gen_choices = state["generator"].choices()
         return [_header_markdown(vs), gr.update(value=_problems_markdown(vs), visible=bool(vs.problems)), table, size_fig,
-                speed_fig, gr.update(choices=names), gr.update(choices=gen_choices, value=gen_choices[:2])]
+                speed_fig, gr.update(choices=names), gr.update(choices=gen_choices, value=gen_choices[:2]),
+                gr.update(choices=now_present, value=now_present), gr.update(value="")]
 
     initial_table, initial_size, initial_speed = table_and_plots(present, "", False)
     gen_choices = state["generator"].choices()
@@ -1232,9 +1234,16 @@ def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float
                       slot_components, api_name=False, show_progress="hidden")
         run.click(generate, [prompt, chosen, max_new, sample, temperature, top_p, seed, chat], slot_components,
                   api_name="generate", concurrency_limit=1, show_progress="hidden")
-        reload_button.click(reload, None, [header, problems, table, size_plot, speed_plot, pick, chosen], api_name="reload")
+        reload_button.click(reload, None, [header, problems, table, size_plot, speed_plot, pick, chosen, families, sort_by],
+                            api_name="reload")
     demo.hfc_variants = lambda: state["variants"]  # for tests and callers that want to inspect what was read
     return demo
+
+
+def _present_families(variants: VariantSet) -> list[str]:
+    # The filter offers the families that occur ("other" for a method this version does not know).
+    found = [f for f in (*FAMILY_ORDER, "other") if any(f in v.families for v in variants.variants)]
+    return found or list(FAMILY_ORDER)
 
 
 def _slot_updates(names: list[str], slots: Sequence[tuple[str, str]]) -> list[Any]:

@@ -53,3 +53,24 @@ def test_bad_text_sources_fail_clearly(spec, message):
 def test_evaluation_ids_come_from_the_held_out_part(tokenizer):
     ids, description = data.evaluation_token_ids("default", tokenizer, max_tokens=300)
     assert ids.shape == (300,) and "held-out" in description
+
+
+def test_malformed_json_text_files_name_the_file_and_line(tmp_path):
+    bad = tmp_path / "calib.jsonl"
+    bad.write_text('{"text": "fine"}\n{"text": broken}\n')
+    with pytest.raises(hfc.HFCompressError, match=r"calib.jsonl' line 2 is not valid JSON"):
+        data.read_texts(str(bad))
+    (tmp_path / "calib.json").write_text("[1, 2")
+    with pytest.raises(hfc.HFCompressError, match=r"calib.json' is not valid JSON"):
+        data.read_texts(str(tmp_path / "calib.json"))
+
+
+def test_cli_names_the_extra_when_an_optional_package_is_missing(monkeypatch, capsys):
+    from hfcompress import cli
+
+    def needs_gradio(args):
+        raise ModuleNotFoundError("No module named 'gradio'", name="gradio")
+
+    monkeypatch.setitem(cli._COMMANDS, "space", needs_gradio)
+    assert cli.main(["space"]) == 2
+    assert "pip install 'hfcompress[space]'" in capsys.readouterr().err

@@ -109,15 +109,15 @@ def test_distillation_lowers_loss_and_kl_and_saves_for_plain_transformers(teache
 def test_interrupted_run_resumes_where_it_stopped(teacher_dir, student_dir, monkeypatch):
     import hfcompress.distill.trainer as trainer_module
 
-    config = _config(teacher=str(teacher_dir), steps=8, save_every=4, eval_every=0)
+    config = _config(teacher=str(teacher_dir), steps=6, save_every=3, eval_every=0)
     straight = hfc.CompressedModel.from_pretrained(str(student_dir), recipe=config)
 
-    # Ctrl-C in the middle of step 6 (after the checkpoint of step 4 was written).
+    # Ctrl-C in the middle of step 5 (after the checkpoint of step 3 was written).
     real, calls = trainer_module.distillation_loss, {"n": 0}
 
     def interrupting(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 6:
+        if calls["n"] == 5:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
@@ -128,7 +128,7 @@ def test_interrupted_run_resumes_where_it_stopped(teacher_dir, student_dir, monk
 
     resumed = hfc.CompressedModel.from_pretrained(str(student_dir), recipe=config)  # same command again
     info = resumed.steps[-1].info
-    assert (info["resumed_from_step"], info["steps_run"], info["global_step"]) == (4, 4, 8)
+    assert (info["resumed_from_step"], info["steps_run"], info["global_step"]) == (3, 3, 6)
     # Same data order, schedule and RNG as the uninterrupted run: the same weights come out.
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         assert torch.allclose(a, b, atol=1e-5)

@@ -189,7 +189,8 @@ def _measure(
                 peak = gen_peak
         elif stage == "lm-eval":
             found, missing = lm_eval_metrics(model, tokenizer, opts["lm_eval_tasks"], limit=opts["lm_eval_limit"],
-                                             num_fewshot=opts["lm_eval_fewshot"], seed=opts["seed"])
+                                             num_fewshot=opts["lm_eval_fewshot"], seed=opts["seed"],
+                                             include_path=opts["lm_eval_include_path"])
             metrics.update(found)
             skipped.extend(missing)
         elif stage == "size":
@@ -277,6 +278,7 @@ def evaluate(
     lm_eval_tasks: Sequence[str] | None = None,
     lm_eval_limit: int | float | None = None,
     lm_eval_fewshot: int | None = None,
+    lm_eval_include_path: str | os.PathLike | None = None,
     base: Any = True,
     base_cache: dict[str, Any] | None = None,
     saved_dir: str | os.PathLike | None = None,
@@ -302,7 +304,8 @@ def evaluate(
         speed: time prefill/decode (batch 1 and ``batch_size``), ``speed_runs`` runs after ``warmup``.
         generations: greedy answers to ``prompts`` (``max_new_tokens`` each), kept for the card and Space.
         lm_eval_tasks: lm-evaluation-harness tasks (e.g. ``["arc_easy", "hellaswag"]``), needs ``hfcompress[eval]``;
-            ``lm_eval_limit`` samples per task, ``lm_eval_fewshot`` shots.
+            ``lm_eval_limit`` samples per task, ``lm_eval_fewshot`` shots, ``lm_eval_include_path`` a folder of
+            your own task YAML files.
         base: True = reload the base from ``cm.source``; False = no base; a CompressedModel or a path = that model.
         base_cache: a dict where the base's measurements are kept by key (base id + data + settings), so a grid
             measures the base once.
@@ -346,7 +349,7 @@ def evaluate(
 
     opts = {"max_tokens": max_tokens, "context": context, "stride": stride, "speed": speed, "generations": generations,
             "lm_eval_tasks": lm_eval_tasks, "lm_eval_limit": lm_eval_limit, "lm_eval_fewshot": lm_eval_fewshot,
-            "prompts": list(prompts), "max_new_tokens": max_new_tokens, "speed_runs": speed_runs, "warmup": warmup,
+            "lm_eval_include_path": str(lm_eval_include_path) if lm_eval_include_path else None, "prompts": list(prompts), "max_new_tokens": max_new_tokens, "speed_runs": speed_runs, "warmup": warmup,
             "prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "batch_size": batch_size, "seed": cm.seed}
 
     # -- evaluation text (tokenized once; the base shares the tokenizer family) -------------------------

@@ -81,12 +81,14 @@ def lm_eval_metrics(
     num_fewshot: int | None = None,
     batch_size: int = 1,
     seed: int = 0,
+    include_path: str | None = None,
 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, str]]]:
     """Run lm-evaluation-harness tasks on the in-memory model.
 
     Returns (metrics, skipped): metrics are named ``lm_eval/<task>/<metric>`` with ``value``, ``stderr``,
     ``higher_is_better`` and the settings; tasks that could not run (e.g. their dataset is not reachable
     offline) are listed in ``skipped`` with the reason instead of failing the whole benchmark.
+    ``include_path`` is a folder of your own lm-eval task YAML files (e.g. a task over a local JSONL file).
 
     Example:
         >>> metrics, skipped = lm_eval_metrics(model, tok, ["arc_easy"], limit=100)   # doctest: +SKIP
@@ -99,13 +101,18 @@ def lm_eval_metrics(
 
     device = str(next(model.parameters()).device)
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
+    task_manager = None
+    if include_path:
+        from lm_eval.tasks import TaskManager
+
+        task_manager = TaskManager(include_path=str(include_path))
     metrics: dict[str, dict[str, Any]] = {}
     skipped: list[dict[str, str]] = []
     for task in tasks:
         # One task at a time: an unreachable dataset skips that task only.
         try:
             out = simple_evaluate(
-                model=lm, tasks=[task], limit=limit, num_fewshot=num_fewshot, log_samples=False,
+                model=lm, tasks=[task], limit=limit, num_fewshot=num_fewshot, log_samples=False, task_manager=task_manager,
                 random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
             )
         except Exception as err:  # datasets/network/task-config errors come in many types

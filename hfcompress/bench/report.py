@@ -158,7 +158,8 @@ def _scatter(rows: Sequence[dict[str, Any]], x_col: str, path: Path, *, title: s
             ax.scatter(x, y, marker="*", s=320, color="#d62728", edgecolor="black", zorder=4, label="base model")
         else:
             ax.scatter(x, y, s=80, color="#1f77b4" if i in front else "#9e9e9e", edgecolor="black", zorder=3)
-        ax.annotate(label.replace("base: ", "base\n"), (x, y), textcoords="offset points", xytext=(7, 6), fontsize=8)
+        short = f"base ({label[6:].rstrip('/').split('/')[-1]})" if is_base else label
+        ax.annotate(short, (x, y), textcoords="offset points", xytext=(7, 6), fontsize=8)
     line = sorted((pts[i][0], pts[i][1]) for i in front)
     if len(line) > 1:
         ax.step([p[0] for p in line], [p[1] for p in line], where="post" if not maximize_x else "pre",

@@ -22,6 +22,7 @@ import random
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..data import parse_json_rows
 from ..errors import HFCompressError
 
 logger = logging.getLogger(__name__)
@@ -96,12 +97,7 @@ def read_pairs(spec: Any) -> list[tuple[str, str]] | None:
     if isinstance(spec, (list, tuple)):
         rows = list(spec)
     elif isinstance(spec, (str, os.PathLike)) and Path(os.fspath(spec)).suffix in (".jsonl", ".json") and Path(os.fspath(spec)).is_file():
-        raw = Path(os.fspath(spec)).read_text(encoding="utf-8")
-        if Path(os.fspath(spec)).suffix == ".jsonl":
-            rows = [json.loads(line) for line in raw.splitlines() if line.strip()]
-        else:
-            data = json.loads(raw)
-            rows = list(data.values()) if isinstance(data, dict) else list(data)
+        rows = parse_json_rows(Path(os.fspath(spec)))
     else:
         return None
     if not rows or not all(isinstance(r, dict) for r in rows):

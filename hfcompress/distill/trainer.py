@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..errors import HFCompressError
 from .losses import distillation_loss, divergence
 
 logger = logging.getLogger(__name__)
@@ -182,11 +183,19 @@ def train_student(student: Any, teacher: Any, tokenizer: Any, train_rows: Sequen
     started = time.perf_counter()
     before = measure(trainer.model.to(trainer.args.device), trainer.teacher, eval_rows, pad_id=pad_id) if eval_rows else {}
     start_step = _checkpoint_step(resume)
-    output = trainer.train(resume_from_checkpoint=resume)
+    try:
+        output = trainer.train(resume_from_checkpoint=resume)
+    except RuntimeError as err:
+        if resume and "size mismatch" in str(err):
+            raise HFCompressError(
+                f"the checkpoint in {str(run_dir)!r} was written for a student of another shape; use another run_dir "
+                "or pass resume=False (--no-resume)"
+            ) from None
+        raise
     after = measure(trainer.model, trainer.teacher, eval_rows, pad_id=pad_id) if eval_rows else {}
     seconds = time.perf_counter() - started
     # The trainer state (restored from a checkpoint on resume) holds the whole run's logs, not just this call's.
-    losses = [{k: e.get(k) for k in ("step", "loss", "ce", "kd", "learning_rate")} for e in trainer.state.log_history if "loss" in e]
+    losses = [{k: _round(e.get(k)) for k in ("step", "loss", "ce", "kd", "learning_rate")} for e in trainer.state.log_history if "loss" in e]
     evaluations = [{"step": 0, **before}] if before else []
     for e in trainer.state.log_history:
         if "eval_perplexity" in e and (not evaluations or evaluations[-1]["step"] != e["step"]):
@@ -215,12 +224,16 @@ def _training_args(cls: Any, run_dir: Path, config: Any, cuda: bool, eval_every:
     return cls(
         output_dir=str(run_dir), max_steps=config.steps, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps, learning_rate=config.learning_rate,
-        lr_scheduler_type="cosine", warmup_steps=config.warmup, weight_decay=0.0, max_grad_norm=1.0,
+        lr_scheduler_type="cosine", warmup_steps=int(config.warmup) if config.warmup >= 1 else config.warmup, weight_decay=0.0, max_grad_norm=1.0,
         logging_steps=max(1, min(10, config.steps // 10 or 1)), eval_strategy="steps" if eval_every else "no",
         eval_steps=eval_every or None, save_strategy="steps", save_steps=config.save_every, save_total_limit=1,
         report_to="none", use_cpu=not cuda, bf16=bool(cuda and torch.cuda.is_bf16_supported()), seed=config.seed,
         data_seed=config.seed, disable_tqdm=not progress, remove_unused_columns=False, dataloader_num_workers=0,
     )
+
+
+def _round(value: Any) -> Any:
+    return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 def _checkpoint_step(checkpoint: str | None) -> int:

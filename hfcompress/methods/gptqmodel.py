@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..config import AWQConfig, CompressionConfig, GPTQConfig, resolve_group_size
+from ..config import AWQConfig, CompressionConfig, GPTQConfig, resolve_group_size, target_linear_layers
 from ..errors import HFCompressError
 from .registry import CompressionAdapter, register_adapter
 
@@ -128,12 +128,19 @@ class GPTQModelAdapter(CompressionAdapter):
     def compress(self, model: Any, tokenizer: Any, config: CompressionConfig, calibration: Any) -> Any:
         if calibration is None:
             raise HFCompressError(f"{config.kind} needs calibration data; pass calibration='default', a file or a list of texts")
-        group_size = resolve_group_size(config.group_size, model, config.ignore)
-        qconfig = quantize_config(config, group_size)
         if [p for p in config.ignore if p != "lm_head"]:
             raise HFCompressError("backend 'gptqmodel' quantizes every decoder Linear layer; ignore= other than lm_head needs backend='llmcompressor'")
-        # GPTQModel sizes a CPU worker pool at import and crashes on small machines unless told.
+        group_size = resolve_group_size(config.group_size, model, config.ignore)
+        if isinstance(config, AWQConfig):
+            narrow = sorted({m.out_features for m in target_linear_layers(model, config.ignore).values() if m.out_features % 64})
+            if narrow:
+                raise HFCompressError(
+                    f"GPTQModel's AWQ kernels need layer output widths divisible by 64, and this model has {narrow[0]}; "
+                    "use backend='llmcompressor'"
+                )
+        # GPTQModel sizes a CPU worker pool when it is first imported and crashes on small machines unless told.
         os.environ.setdefault("GPTQMODEL_CPU_WORKERS", str(max(1, min(4, os.cpu_count() or 1))))
+        qconfig = quantize_config(config, group_size)
         import torch
         from gptqmodel import BACKEND, GPTQModel
 

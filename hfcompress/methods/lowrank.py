@@ -148,6 +148,11 @@ class TorchLowRank(CompressionAdapter):
         }
         return model, info
 
+    def save(self, model: Any, out_dir: Any) -> None:
+        # transformers' own save_pretrained: an earlier llm-compressor step (Wanda, SparseGPT) leaves the instance's
+        # save_pretrained wrapped with its compressed save, which this dense, reshaped model does not need.
+        type(model).save_pretrained(model, out_dir, safe_serialization=True)
+
 
 def _input_scales(model: Any, layers: list[Any], calibration: Any) -> list[Any]:
     """Per input channel RMS of each layer over the calibration data, floored so no channel divides by ~0."""

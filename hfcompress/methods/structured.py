@@ -363,6 +363,11 @@ class TorchStructuredPruning(CompressionAdapter):
         logger.info("structured pruning removed %d parameters (%.1f%%)", before - after, 100 * (before - after) / before)
         return model, info
 
+    def save(self, model: Any, out_dir: Any) -> None:
+        # transformers' own save_pretrained: an earlier llm-compressor step (Wanda, SparseGPT) leaves the instance's
+        # save_pretrained wrapped with its compressed save, which this dense, reshaped model does not need.
+        type(model).save_pretrained(model, out_dir, safe_serialization=True)
+
 
 def _quiet() -> bool:
     return os.environ.get("HFCOMPRESS_QUIET", "0") not in ("0", "", "false")
