@@ -596,12 +596,42 @@ class DistillConfig(CompressionConfig):
             for key, value in self.student.items():
                 if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                     raise HFCompressError(f"student {key}={value!r} must be a positive integer")
+        for name in ("data", "prompts"):
+            if isinstance(getattr(self, name), str) and _PLACEHOLDER.fullmatch(getattr(self, name)):
+                raise HFCompressError(
+                    f"{name}= was a list given in Python when this recipe was recorded (only its size and hash were kept); "
+                    f"pass the texts again, e.g. DistillConfig({name}=[...]) or a file"
+                )
+        if self.task_specific and self.data is None:
+            raise HFCompressError(
+                "task_specific=True needs data= prompt/response pairs (a list of dicts or a .jsonl file) or data='synthetic'"
+            )
         if self.prompts is not None and self.data != "synthetic":
             raise HFCompressError("prompts= is used only with data='synthetic'; set data='synthetic' or drop prompts")
 
     @property
     def needs_calibration(self) -> bool:
         return self.data is None or (self.data == "synthetic" and self.prompts is None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the base class, but texts given in Python are recorded by count and hash, not copied into
+        hfcompress.json, recipe.yaml and results (which get published): they are the user's data."""
+        out = super().to_dict()
+        for name in ("data", "prompts"):
+            if isinstance(out[name], list):
+                out[name] = _list_placeholder(out[name])
+        return out
+
+
+_PLACEHOLDER = re.compile(r"<\d+ items given in Python, sha256:[0-9a-f]+>")
+
+
+def _list_placeholder(items: list[Any]) -> str:
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"<{len(items)} items given in Python, sha256:{digest}>"
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -93,3 +93,13 @@ def test_group_size_is_checked_against_the_model(tiny_llama_dir):
 
 def test_every_documented_method_has_a_config():
     assert {"rtn", "gptq", "awq", "prune", "structured_prune", "low_rank", "distill"} <= set(config_kinds())
+
+
+def test_distill_texts_given_in_python_are_not_copied_into_records():
+    cfg = hfc.DistillConfig(data=["my private text one", "my private text two"], steps=5)
+    recorded = cfg.to_dict()["data"]
+    assert recorded.startswith("<2 items given in Python, sha256:") and "private" not in hfc.recipe_to_yaml([cfg])
+    with pytest.raises(hfc.HFCompressError, match="was a list given in Python when this recipe was recorded"):
+        CompressionConfig.from_dict(cfg.to_dict())
+    with pytest.raises(hfc.HFCompressError, match="task_specific=True needs data="):
+        hfc.DistillConfig(task_specific=True)
