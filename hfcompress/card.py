@@ -128,7 +128,23 @@ def rewrite_model_card(folder: str | os.PathLike, *, template: str | os.PathLike
         raise HFCompressError(f"{str(folder)!r} holds no hfcompress.json; pass a folder saved by hfcompress (save_pretrained / compress)")
     manifest = _read_json(manifest_path)
     results = _read_json(folder / "results.json") if (folder / "results.json").is_file() else None
+    # What the user told an earlier `hfcompress card` (base model id of a local base, who made it) stays.
+    previous = _card_metadata(folder / "README.md")
+    for key in ("base_model", "quantized_by"):
+        if kwargs.get(key) is None and isinstance(previous.get(key), str):
+            kwargs[key] = previous[key]
     return write_model_card(folder, manifest=manifest, results=results, template=template, **kwargs)
+
+
+def _card_metadata(readme: Path) -> dict[str, Any]:
+    from huggingface_hub import ModelCard
+
+    if not readme.is_file():
+        return {}
+    try:
+        return ModelCard.load(readme, ignore_metadata_errors=True).data.to_dict()
+    except Exception:  # an unreadable card is simply re-rendered from the manifest
+        return {}
 
 
 def build_model_card(
@@ -747,7 +763,7 @@ def _short_step(step: dict[str, Any]) -> str:
         pattern = step.get("pattern") or "unstructured"
         return f"{step.get('method')} {pattern if pattern != 'unstructured' else format(float(step.get('sparsity', 0)), '.0%')} pruning"
     if kind == "structured_prune":
-        return f"structured pruning ({step.get('target')} {float(step.get('ratio', 0)):.0%})"
+        return f"structured pruning of {float(step.get('ratio', 0)):.0%} of the {step.get('target')}"
     if kind == "low_rank":
         return "low-rank SVD"
     if kind == "distill":

@@ -13,13 +13,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .errors import HFCompressError
 
@@ -84,17 +86,7 @@ def push_folder(
     if revision not in (None, "main") and not create_pr:
         with _hub_errors(token, repo_id, f"creating branch {revision}"):
             api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
-    with _hub_errors(token, repo_id, "uploading", resumable=True), _progress():
-        info = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=str(folder),
-            repo_type="model",
-            revision=revision,
-            create_pr=create_pr,
-            commit_message=message,
-            commit_description=_commit_description(folder),
-            ignore_patterns=_IGNORE,
-        )
+    info = _upload(api, token, folder, repo_id, revision=revision, create_pr=create_pr, message=message)
     logger.info("pushed %s to %s (%s)", folder, repo_id, getattr(info, "oid", ""))
     return info
 
@@ -187,10 +179,57 @@ def _push_prepared(api: Any, token: str, folder: Path, repo_id: str, *, private:
     # push_grid already rendered the card (with siblings): upload without touching it again.
     with _hub_errors(token, repo_id, "creating the repo"):
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    with _hub_errors(token, repo_id, "uploading", resumable=True), _progress():
-        return api.upload_folder(repo_id=repo_id, folder_path=str(folder), repo_type="model", create_pr=create_pr,
-                                 commit_message=_default_message(folder, repo_id),
-                                 commit_description=_commit_description(folder), ignore_patterns=_IGNORE)
+    return _upload(api, token, folder, repo_id, revision=None, create_pr=create_pr, message=_default_message(folder, repo_id))
+
+
+def _upload(api: Any, token: str, folder: Path, repo_id: str, *, revision: str | None, create_pr: bool, message: str) -> Any:
+    # One commit: the files as they are (weights through LFS), hfcompress.json and results.json with local paths
+    # reduced to their last part, and files an earlier push of this variant wrote that it no longer has removed.
+    with _hub_errors(token, repo_id, "uploading", resumable=True), _progress(), _publishable(folder) as view:
+        return api.upload_folder(
+            repo_id=repo_id, folder_path=str(view), repo_type="model", revision=revision, create_pr=create_pr,
+            commit_message=message, commit_description=_commit_description(folder), ignore_patterns=list(_IGNORE),
+            delete_patterns=list(MANAGED_FILES),
+        )
+
+
+# Files hfcompress writes into a variant: on a re-push, remote ones the folder no longer has are stale (old
+# weight shards, results of an earlier benchmark) and are deleted. Anything else in the repo is left alone.
+MANAGED_FILES = ("*.safetensors", "*.safetensors.index.json", "results.json", "recipe.yaml", ".eval_results/hfcompress*.yaml",
+                 "modeling_lowrank.py")
+# Written by hfcompress with local paths inside (base model folder, calibration file, reproduce command).
+_PATH_BEARING = ("hfcompress.json", "results.json")
+_LOCAL_PATH = re.compile(r"(?<![\w:/.~-])(~?/[^\s'\"]+)")
+
+
+def public_text(text: str) -> str:
+    """``text`` with each absolute local path reduced to its last part, as published to the Hub.
+
+    Local folders name users and machines (``/home/alice/...``); the name is what a reader can use.
+
+    Example:
+        >>> public_text('"model_id": "/home/alice/models/tiny-llama", "url": "https://hf.co/x"')
+        '"model_id": "tiny-llama", "url": "https://hf.co/x"'
+    """
+    return _LOCAL_PATH.sub(lambda m: Path(m.group(1).rstrip("/")).name or m.group(1), text)
+
+
+@contextlib.contextmanager
+def _publishable(folder: Path) -> Iterator[Path]:
+    # A temp view of the folder: links to its files (nothing is copied), path-bearing JSON files rewritten.
+    with tempfile.TemporaryDirectory(prefix="hfcompress-publish-") as tmp:
+        view = Path(tmp)
+        for path in sorted(folder.rglob("*")):
+            if not path.is_file():
+                continue
+            rel = path.relative_to(folder)
+            target = view / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if rel.as_posix() in _PATH_BEARING:
+                target.write_text(public_text(path.read_text(encoding="utf-8")), encoding="utf-8")
+            else:
+                os.symlink(path.resolve(), target)
+        yield view
 
 
 def _update_collection(api: Any, token: str, namespace: str, title: str, base: str, members: Sequence[Path],
@@ -320,7 +359,7 @@ def _card_siblings(folder: Path) -> list[dict[str, Any]] | None:
     if len(section) < 2:
         return None
     out = []
-    for match in re.finditer(r"^- \[([^\]]+)\]\([^)]*?/([^/)]+/[^/)]+)\): ([^\n(]*)(?: \(([^\n]*)\))?$", section[1].split("\n## ", 1)[0], re.M):
+    for match in re.finditer(r"^- \[([^\]]+)\]\([^)]*?/([^/)]+/[^/)]+)\): (.*?)(?: \(([^()\n]*)\))?$", section[1].split("\n## ", 1)[0], re.M):
         out.append({"name": match.group(1), "repo_id": match.group(2), "summary": match.group(3).strip(), "numbers": match.group(4) or ""})
     return out or None
 

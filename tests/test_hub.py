@@ -16,7 +16,7 @@ import pytest
 import hfcompress as hfc
 from hfcompress.cli import main
 from hfcompress.errors import HFCompressError
-from hfcompress.hub import NO_TOKEN_MESSAGE, push_folder, push_grid, variant_repo_id
+from hfcompress.hub import NO_TOKEN_MESSAGE, public_text, push_folder, push_grid, variant_repo_id
 from hub_server import HubServer
 
 SMOLLM2 = {"kind": "embedded", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "revision": None, "path": None,
@@ -65,7 +65,11 @@ def test_push_uploads_the_variant_in_one_commit(hub, variant):
     assert commit.summary == f"Add tiny-rtn-int8 (hfcompress {hfc.__version__})"
     local = _local_files(variant)  # read after the push: the card now names the repo
     remote = repo.files()
-    assert {k: v for k, v in remote.items() if k != ".gitattributes"} == local
+    # Byte for byte what the user has, except that local paths in the JSON records are reduced to their names.
+    published = {k: public_text(v.decode()).encode() if k in ("hfcompress.json", "results.json") else v for k, v in local.items()}
+    assert {k: v for k, v in remote.items() if k != ".gitattributes"} == published
+    assert str(variant.parent) not in remote["hfcompress.json"].decode()
+    assert json.loads(remote["hfcompress.json"])["base_model"]["model_id"] == "tiny-llama"
     assert {"model.safetensors", "config.json", "tokenizer.json", "hfcompress.json", "recipe.yaml", "README.md"} <= set(local)
     # Weights went through the LFS path (pre-signed PUT), small text files inline.
     weights_oid = hashlib.sha256(local["model.safetensors"]).hexdigest()
@@ -286,3 +290,23 @@ def test_embedded_smollm2_variant_measured_carded_and_pushed(hub, tmp_path):
     assert "| Perplexity | ppl |" in card.text and "Q4_1 GGUF" in card.text
     remote = hub.repos["tester/SmolLM2-135M-Instruct-rtn-int8"].files()
     assert remote["model.safetensors"] == (folder / "model.safetensors").read_bytes()
+
+
+def test_a_repush_removes_stale_files_and_keeps_what_the_user_told_the_card(hub, variant, saved_variants):
+    from huggingface_hub import ModelCard
+
+    (variant / "results.json").write_text("{}")  # stands in for the numbers of an earlier benchmark
+    push_folder(variant, "tester/repush")
+    api_upload = hub.repos["tester/repush"]
+    assert "results.json" in api_upload.files()
+    # The user sets the Hub id of the (local) base once, then re-saves the variant without results and pushes again.
+    assert main(["card", str(variant), "--base-model", "HuggingFaceTB/SmolLM2-135M"]) == 0
+    (variant / "results.json").unlink()
+    (variant / "notes-of-mine.txt").write_text("kept")
+    push_folder(variant, "tester/repush")
+    remote = api_upload.files()
+    assert "results.json" not in remote  # stale numbers do not outlive the variant they measured
+    assert "model.safetensors" in remote and "notes-of-mine.txt" in remote
+    card = ModelCard(remote["README.md"].decode())
+    assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M"
+    assert api_upload.last_commit.deleted == ["results.json"]
