@@ -160,6 +160,9 @@ def _add_push_space_parser(sub: Any) -> None:
     p.add_argument("--title", default=None, help="Space title (default: Compare <base> variants)")
     p.add_argument("--private", action="store_true", help="create the Space private")
     p.add_argument("--requirement", default=None, help="pip spec that installs hfcompress in the Space (default: hfcompress[space])")
+    p.add_argument("--variants-on", default=None, metavar="NAMESPACE",
+                   help="with --results: where push-grid published the variants (same NAMESPACE or prefix), so the Space "
+                        "loads their weights from those repos for side-by-side generation")
 
 
 @_command("push-space")
@@ -167,7 +170,7 @@ def _cmd_push_space(args: argparse.Namespace) -> int:
     from .space import push_space
 
     url = push_space(args.repo_id, results=args.results, collection=args.collection, private=args.private,
-                     title=args.title, requirement=args.requirement)
+                     title=args.title, requirement=args.requirement, variants_on=args.variants_on)
     print(f"deployed the comparison Space to {url}")
     return 0
 

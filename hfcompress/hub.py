@@ -71,9 +71,9 @@ def push_folder(
     _check_repo_id(repo_id)
     if create_pr and revision not in (None, "main"):
         raise HFCompressError(f"create_pr opens a pull request against main; drop revision={revision!r} or create_pr")
-    token = _resolve_token(token)
-    api = _api(token)
-    with _hub_errors(token, repo_id, "login"):
+    token = resolve_token(token)
+    api = api_for(token)
+    with hub_errors(token, repo_id, "login"):
         api.whoami()
     if (folder / "hfcompress.json").is_file() and (template is not None or _has_default_card(folder)):
         from .card import rewrite_model_card
@@ -81,10 +81,10 @@ def push_folder(
         siblings = _card_siblings(folder)
         rewrite_model_card(folder, template=template, repo_id=repo_id, quantized_by=quantized_by, siblings=siblings)
     message = commit_message or _default_message(folder, repo_id)
-    with _hub_errors(token, repo_id, "creating the repo"):
+    with hub_errors(token, repo_id, "creating the repo"):
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     if revision not in (None, "main") and not create_pr:
-        with _hub_errors(token, repo_id, f"creating branch {revision}"):
+        with hub_errors(token, repo_id, f"creating branch {revision}"):
             api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
     info = _upload(api, token, folder, repo_id, revision=revision, create_pr=create_pr, message=message)
     logger.info("pushed %s to %s (%s)", folder, repo_id, getattr(info, "oid", ""))
@@ -125,9 +125,9 @@ def push_grid(
     repo_ids = {folder: variant_repo_id(folder, namespace_or_prefix, manifests[folder]) for folder in folders}
     if len(set(repo_ids.values())) != len(repo_ids):
         raise HFCompressError("two variants map to the same repo id; rename the variant folders")
-    token = _resolve_token(token)
-    api = _api(token)
-    with _hub_errors(token, namespace_or_prefix, "login"):
+    token = resolve_token(token)
+    api = api_for(token)
+    with hub_errors(token, namespace_or_prefix, "login"):
         api.whoami()
 
     siblings = [sibling_entry(folder, repo_ids[folder]) for folder in folders]
@@ -177,7 +177,7 @@ def variant_repo_id(folder: str | os.PathLike, namespace_or_prefix: str, manifes
 
 def _push_prepared(api: Any, token: str, folder: Path, repo_id: str, *, private: bool, create_pr: bool) -> Any:
     # push_grid already rendered the card (with siblings): upload without touching it again.
-    with _hub_errors(token, repo_id, "creating the repo"):
+    with hub_errors(token, repo_id, "creating the repo"):
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     return _upload(api, token, folder, repo_id, revision=None, create_pr=create_pr, message=_default_message(folder, repo_id))
 
@@ -185,7 +185,7 @@ def _push_prepared(api: Any, token: str, folder: Path, repo_id: str, *, private:
 def _upload(api: Any, token: str, folder: Path, repo_id: str, *, revision: str | None, create_pr: bool, message: str) -> Any:
     # One commit: the files as they are (weights through LFS), hfcompress.json and results.json with local paths
     # reduced to their last part, and files an earlier push of this variant wrote that it no longer has removed.
-    with _hub_errors(token, repo_id, "uploading", resumable=True), _progress(), _publishable(folder) as view:
+    with hub_errors(token, repo_id, "uploading", resumable=True), _progress(), _publishable(folder) as view:
         return api.upload_folder(
             repo_id=repo_id, folder_path=str(view), repo_type="model", revision=revision, create_pr=create_pr,
             commit_message=message, commit_description=_commit_description(folder), ignore_patterns=list(_IGNORE),
@@ -235,7 +235,7 @@ def _publishable(folder: Path) -> Iterator[Path]:
 def _update_collection(api: Any, token: str, namespace: str, title: str, base: str, members: Sequence[Path],
                        repo_ids: dict[Path, str], siblings: Sequence[dict[str, Any]], private: bool) -> str:
     notes = {s["repo_id"]: (s["summary"] + (f"; {s['numbers']}" if s.get("numbers") else ""))[:500] for s in siblings}
-    with _hub_errors(token, namespace, "updating the collection"):
+    with hub_errors(token, namespace, "updating the collection"):
         slug = None
         for existing in api.list_collections(owner=namespace, limit=200):
             if existing.title == title:
@@ -267,7 +267,13 @@ def _check_repo_id(repo_id: str) -> None:
             f"repo id {repo_id!r} is not valid; use 'namespace/name' with letters, digits, '-', '_' or '.' (at most 96 each)")
 
 
-def _resolve_token(token: str | None) -> str:
+def resolve_token(token: str | None) -> str:
+    """``token``, else the one huggingface_hub finds (``HF_TOKEN``, ``hf auth login``); none is a clear error.
+
+    Example:
+        >>> resolve_token("hf_example")
+        'hf_example'
+    """
     if token:
         return token
     from huggingface_hub import get_token
@@ -278,7 +284,13 @@ def _resolve_token(token: str | None) -> str:
     return found
 
 
-def _api(token: str) -> Any:
+def api_for(token: str) -> Any:
+    """An ``HfApi`` for ``token`` at the endpoint ``HF_ENDPOINT`` names now (not when huggingface_hub was imported).
+
+    Example:
+        >>> api_for("hf_example").endpoint                          # doctest: +SKIP
+        'https://huggingface.co'
+    """
     from huggingface_hub import HfApi
 
     # Read HF_ENDPOINT now, not at import: the user (or a test) may have set it after huggingface_hub loaded.
@@ -286,8 +298,13 @@ def _api(token: str) -> Any:
     return HfApi(endpoint=endpoint, token=token)
 
 
-class _hub_errors:
-    """Turn huggingface_hub's multi-line errors into one HFCompressError line, with the token scrubbed."""
+class hub_errors:
+    """Turn huggingface_hub's multi-line errors into one HFCompressError line, with the token scrubbed.
+
+    Example:
+        >>> with hub_errors(token, "me/model", "uploading", resumable=True):   # doctest: +SKIP
+        ...     api.upload_folder(...)
+    """
 
     def __init__(self, token: str, target: str, action: str, resumable: bool = False) -> None:
         self.token, self.target, self.action, self.resumable = token, target, action, resumable

@@ -1287,23 +1287,30 @@ def serve(source: str | os.PathLike | None, *, host: str = "127.0.0.1", port: in
 
 
 def template_dir() -> Path:
-    """The folder holding the Space's app.py, requirements.txt and README.md (``spaces/compare``)."""
-    folder = Path(__file__).resolve().parent.parent / "spaces" / "compare"
+    """The folder holding the Space's app.py, requirements.txt and README.md.
+
+    ``spaces/compare`` in the repository; the package reaches it as ``hfcompress/space_template`` (a link in a
+    checkout, real files in an installed wheel), so ``push-space`` works after a plain ``pip install``.
+
+    Example:
+        >>> (template_dir() / "app.py").is_file()
+        True
+    """
+    folder = Path(__file__).resolve().parent / "space_template"
     if not (folder / "app.py").is_file():
-        raise HFCompressError(
-            f"the Space template (spaces/compare/app.py) was not found at {folder}; "
-            "install hfcompress from its source checkout (pip install -e .) to deploy a Space"
-        )
+        raise HFCompressError(f"the Space template (app.py) is missing from {folder}; reinstall hfcompress")
     return folder
 
 
 def build_space_folder(target: str | os.PathLike, *, results: str | os.PathLike | None = None,
                        collection: str | None = None, title: str | None = None,
-                       requirement: str | None = None) -> tuple[Path, VariantSet]:
+                       requirement: str | None = None, variants_on: str | None = None) -> tuple[Path, VariantSet]:
     """Write the Space repo's files into ``target`` (an empty or new folder) and return it with what was bundled.
 
     With ``results``: copies results.json, hfcompress.json, README.md and recipe.yaml of each readable variant
-    (never weights) into ``results/<variant>/``. With ``collection``: the app reads the collection at start.
+    (never weights) into ``results/<variant>/``, local paths reduced to names. ``variants_on`` is the namespace
+    (or prefix) the variants were published under with ``push-grid``: the Space then loads their weights from
+    those repos for side-by-side generation. With ``collection``: the app reads the collection at start.
 
     Example:
         >>> folder, vs = build_space_folder("/tmp/space", results="runs/grid")   # doctest: +SKIP
@@ -1335,12 +1342,19 @@ def build_space_folder(target: str | os.PathLike, *, results: str | os.PathLike 
         reqs = re.sub(r"(?m)^hfcompress\S*$", requirement, reqs)
     (target / "requirements.txt").write_text(reqs, encoding="utf-8")
     if results is not None:
+        from .hub import public_text, variant_repo_id
+
         for variant in variants.variants:
             out = target / BUNDLE_DIR / variant.name
             out.mkdir(parents=True, exist_ok=True)
             for filename in VARIANT_FILES:
                 if variant.folder is not None and (variant.folder / filename).is_file():
-                    shutil.copyfile(variant.folder / filename, out / filename)
+                    text = public_text((variant.folder / filename).read_text(encoding="utf-8"))
+                    if filename == MANIFEST_NAME and variants_on:
+                        manifest = json.loads(text)
+                        variant.repo_id = variant_repo_id(variant.folder, variants_on, manifest)
+                        text = json.dumps({**manifest, "hub": {"repo_id": variant.repo_id}}, indent=2) + "\n"
+                    (out / filename).write_text(text, encoding="utf-8")
     (target / SPACE_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
     import gradio
@@ -1358,7 +1372,7 @@ def build_space_folder(target: str | os.PathLike, *, results: str | os.PathLike 
 
 def push_space(repo_id: str, *, results: str | os.PathLike | None = None, collection: str | None = None,
                private: bool = False, token: str | None = None, title: str | None = None, requirement: str | None = None,
-               commit_message: str | None = None) -> str:
+               commit_message: str | None = None, variants_on: str | None = None) -> str:
     """Create (or update) the Gradio Space ``repo_id`` with the comparison app, wired to results or a collection.
 
     Returns the Space's URL. Uses ``HfApi.create_repo(repo_type="space", space_sdk="gradio")`` + ``upload_folder``.
@@ -1367,22 +1381,21 @@ def push_space(repo_id: str, *, results: str | os.PathLike | None = None, collec
         >>> push_space("me/compare-smollm2", results="runs/smollm2-grid")      # doctest: +SKIP
         'https://huggingface.co/spaces/me/compare-smollm2'
     """
-    from huggingface_hub import HfApi
+    from .hub import api_for, hub_errors, resolve_token
 
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id or ""):
         raise HFCompressError(f"{repo_id!r} is not a Space id; use owner/name, e.g. me/compare-smollm2")
+    token = resolve_token(token)
     with tempfile.TemporaryDirectory(prefix="hfcompress-space-") as tmp:
         folder, variants = build_space_folder(Path(tmp) / "space", results=results, collection=collection, title=title,
-                                              requirement=requirement)
+                                              requirement=requirement, variants_on=variants_on)
         for problem in variants.problems:
             logger.warning("left out: %s", problem)
-        api = HfApi(token=token)
-        try:
+        api = api_for(token)
+        with hub_errors(token, repo_id, "pushing the Space"):
             url = api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
             api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space",
                               commit_message=commit_message or f"Comparison Space for {variants.base_name} (hfcompress)")
-        except Exception as err:
-            raise HFCompressError(f"could not push the Space {repo_id}: {_hub_error_line(err)}") from None
     return str(url)
 
 

@@ -423,7 +423,21 @@ def test_push_space_bundles_results_on_the_loopback_hub(runs_dir):
 
     assert meta["sdk_version"] == gradio.__version__
     assert b"hfcompress" in files["requirements.txt"]
-    assert files["results/tiny-rtn8/results.json"] == (runs_dir / "tiny-rtn8/results.json").read_bytes()
+    from hfcompress.hub import public_text
+
+    assert files["results/tiny-rtn8/results.json"].decode() == public_text((runs_dir / "tiny-rtn8/results.json").read_text())
+
+
+def test_bundled_variants_published_by_push_grid_generate_from_their_repos(runs_dir, tmp_path):
+    from hfcompress.space import build_space_folder, find_variants, space_source
+
+    folder, _ = build_space_folder(tmp_path / "space", results=runs_dir, variants_on="tester")
+    manifest = json.loads((folder / "results/tiny-rtn8/hfcompress.json").read_text())
+    assert manifest["hub"] == {"repo_id": "tester/tiny-llama-tiny-rtn8"}  # the name push-grid gives it
+    assert str(runs_dir) not in (folder / "results/tiny-rtn8/hfcompress.json").read_text()
+    vs = find_variants(space_source(folder))
+    rtn8 = next(v for v in vs.variants if v.name == "tiny-rtn8")
+    assert rtn8.repo_id == "tester/tiny-llama-tiny-rtn8" and rtn8.has_weights
 
 
 def test_push_space_with_a_bad_token_says_so_in_one_line(runs_dir, capsys):
@@ -436,7 +450,7 @@ def test_push_space_with_a_bad_token_says_so_in_one_line(runs_dir, capsys):
         assert main(["push-space", "tester/compare-tiny", "--results", str(runs_dir)]) == 2
         assert "tester/compare-tiny" not in hub.repos
     err = capsys.readouterr().err
-    assert err.startswith("hfcompress: error: could not push the Space tester/compare-tiny") and err.count("\n") == 1
+    assert err.startswith("hfcompress: error: pushing the Space tester/compare-tiny failed (HTTP 401") and err.count("\n") == 1
     assert bad not in err
 
 
