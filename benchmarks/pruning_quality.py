@@ -62,22 +62,23 @@ def _recipe_runner(recipe: list[Any]) -> Callable[[Any, Any, Any], dict[str, Any
 
 
 VARIANTS: dict[str, Any] = {
+    # The table first, then comparisons that chose the defaults.
     "fp": [],
     "magnitude-30": [hfc.PruneConfig(method="magnitude", sparsity=0.3)],
     "magnitude-50": [hfc.PruneConfig(method="magnitude", sparsity=0.5)],
-    "magnitude-50-per-layer": lambda m, t, c: _per_layer_magnitude(m, t, c, 0.5),
     "magnitude-70": [hfc.PruneConfig(method="magnitude", sparsity=0.7)],
     "wanda-50": [hfc.PruneConfig(method="wanda", sparsity=0.5)],
     "sparsegpt-50": [hfc.PruneConfig(method="sparsegpt", sparsity=0.5)],
-    "sparsegpt-50-damp0.1": [hfc.PruneConfig(method="sparsegpt", sparsity=0.5, dampening_frac=0.1)],
     "wanda-2:4": [hfc.PruneConfig(method="wanda", pattern="2:4")],
     "sparsegpt-2:4": [hfc.PruneConfig(method="sparsegpt", pattern="2:4")],
-    "sparsegpt-2:4+gptq-w4g64": [hfc.PruneConfig(method="sparsegpt", pattern="2:4"), hfc.GPTQConfig(bits=4, group_size=64)],
     "neurons-25": [hfc.StructuredPruneConfig(target="neurons", ratio=0.25)],
-    "heads-1of3": [hfc.StructuredPruneConfig(target="heads", count=1)],
     "layers-4of30": [hfc.StructuredPruneConfig(target="layers", count=4)],
     "lowrank-energy0.9": [hfc.LowRankConfig(energy=0.9)],
     "lowrank-energy0.9-asvd": [hfc.LowRankConfig(energy=0.9, activation_aware=True)],
+    "magnitude-50-per-layer": lambda m, t, c: _per_layer_magnitude(m, t, c, 0.5),
+    "heads-1of3": [hfc.StructuredPruneConfig(target="heads", count=1)],
+    "sparsegpt-2:4+gptq-w4g64": [hfc.PruneConfig(method="sparsegpt", pattern="2:4"), hfc.GPTQConfig(bits=4, group_size=64)],
+    "sparsegpt-50-damp0.1": [hfc.PruneConfig(method="sparsegpt", sparsity=0.5, dampening_frac=0.1)],
     "lowrank-energy0.95-asvd": [hfc.LowRankConfig(energy=0.95, activation_aware=True)],
 }
 
@@ -138,18 +139,21 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
         del model
+        if args.json:  # after every row, so a long run that is stopped still leaves its numbers
+            _write_json(Path(args.json), rows, ids, description, args, calibration)
 
     print("\n| variant | ppl | ppl / FP | parameters | sparsity (pruned layers) | compress time |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['variant']} | {r['perplexity']:.2f} | {r['ppl_ratio']:.2f} | {r['parameters'] / 1e6:.1f} M | {r['sparsity']:.3f} | {r['compress_s']:.0f} s |")
-    if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"rows": rows, "eval": {"tokens": int(ids.numel()), "dataset": description, "context": args.context, "stride": args.stride},
-                   "calibration": calibration.summary(), **environment_info()}
-        out.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return 0
+
+
+def _write_json(out: Path, rows: list[dict[str, Any]], ids: Any, description: str, args: Any, calibration: Any) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"rows": rows, "eval": {"tokens": int(ids.numel()), "dataset": description, "context": args.context, "stride": args.stride},
+               "calibration": calibration.summary(), **environment_info()}
+    out.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":

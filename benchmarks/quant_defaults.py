@@ -67,6 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", choices=sorted(VARIANTS), help="run only these variants")
     parser.add_argument("--tokens", type=int, default=4096, help="held-out tokens for perplexity")
+    parser.add_argument("--base-ppl", type=float, default=None,
+                        help="reuse the FP perplexity measured by an earlier run on the same tokens (skips ~1 min)")
     parser.add_argument("--jsonl", default="quant_defaults.jsonl", help="append one JSON line per variant here")
     args = parser.parse_args()
 
@@ -75,8 +77,9 @@ def main() -> None:
     calib_spec, eval_spec = _text_specs()
     ids, what = evaluation_token_ids(eval_spec, tok, max_tokens=args.tokens)
     started = time.perf_counter()
-    fp = perplexity(model, ids, context=512, stride=256)
-    print(f"FP perplexity {fp:.3f} on {ids.numel()} tokens of {what} ({time.perf_counter() - started:.0f} s)", flush=True)
+    fp = args.base_ppl if args.base_ppl else perplexity(model, ids, context=512, stride=256)
+    how = "given by --base-ppl" if args.base_ppl else f"{time.perf_counter() - started:.0f} s"
+    print(f"FP perplexity {fp:.3f} on {ids.numel()} tokens of {what} ({how})", flush=True)
     env = environment_info()
     calibs: dict[int, Any] = {}
     rows = []

@@ -596,12 +596,6 @@ class DistillConfig(CompressionConfig):
             for key, value in self.student.items():
                 if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                     raise HFCompressError(f"student {key}={value!r} must be a positive integer")
-        for name in ("data", "prompts"):
-            if isinstance(getattr(self, name), str) and _PLACEHOLDER.fullmatch(getattr(self, name)):
-                raise HFCompressError(
-                    f"{name}= was a list given in Python when this recipe was recorded (only its size and hash were kept); "
-                    f"pass the texts again, e.g. DistillConfig({name}=[...]) or a file"
-                )
         if self.task_specific and self.data is None:
             raise HFCompressError(
                 "task_specific=True needs data= prompt/response pairs (a list of dicts or a .jsonl file) or data='synthetic'"
@@ -612,6 +606,15 @@ class DistillConfig(CompressionConfig):
     @property
     def needs_calibration(self) -> bool:
         return self.data is None or (self.data == "synthetic" and self.prompts is None)
+
+    def check_data_is_present(self) -> None:
+        """Raise when ``data``/``prompts`` only hold the record of a list given in Python (a reloaded recipe)."""
+        for name in ("data", "prompts"):
+            if isinstance(getattr(self, name), str) and _PLACEHOLDER.fullmatch(getattr(self, name)):
+                raise HFCompressError(
+                    f"{name}= was a list given in Python when this recipe was recorded (only its size and hash were kept); "
+                    f"pass the texts again, e.g. DistillConfig({name}=[...]) or a file"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         """As the base class, but texts given in Python are recorded by count and hash, not copied into

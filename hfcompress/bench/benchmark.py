@@ -9,7 +9,8 @@ a grid measures the base once.
 Example:
     >>> import hfcompress as hfc
     >>> cm = hfc.CompressedModel.from_pretrained(None, recipe=hfc.RTNConfig(bits=8))     # doctest: +SKIP
-    >>> res = hfc.bench.evaluate(cm, max_tokens=2048)                                      # doctest: +SKIP
+    >>> from hfcompress.bench import evaluate
+    >>> res = evaluate(cm, max_tokens=2048)                                                # doctest: +SKIP
     >>> print(res.table())
 """
 

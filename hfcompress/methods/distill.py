@@ -126,6 +126,8 @@ def _read_user_data(config: DistillConfig) -> Any:
     from ..data import read_texts
     from ..distill.data import read_pairs
 
+    config.check_data_is_present()
+
     if config.data is None or config.data == "synthetic":
         if config.prompts is not None:
             read_texts(config.prompts)  # fail now on a missing prompts file
