@@ -47,7 +47,7 @@ def _add_calibration_args(p: argparse.ArgumentParser) -> None:
 
 
 def _recipe_from_args(args: argparse.Namespace) -> list[Any]:
-    from .config import CompressionConfig, load_recipe
+    from .config import CompressionConfig, config_kinds, load_recipe
 
     if args.recipe and args.method:
         raise HFCompressError("pass either --recipe FILE or --method, not both")
@@ -56,8 +56,10 @@ def _recipe_from_args(args: argparse.Namespace) -> list[Any]:
     if not args.method:
         raise HFCompressError("nothing to do: pass --method (e.g. --method gptq) or --recipe recipe.yaml")
     options: dict[str, Any] = {"kind": _METHOD_ALIASES.get(args.method, args.method)}
-    if options["kind"] == "prune":
-        options["method"] = args.method if args.method in ("magnitude", "wanda", "sparsegpt") else "magnitude"
+    if options["kind"] not in config_kinds():
+        raise HFCompressError(f"unknown --method {args.method!r}; use one of {', '.join(_CLI_METHODS)}")
+    if options["kind"] == "prune" and args.method != "prune":  # plain "prune" keeps PruneConfig's default (wanda)
+        options["method"] = args.method
     for name in _METHOD_OPTIONS:
         value = getattr(args, name, None)
         if value is not None:
@@ -67,6 +69,7 @@ def _recipe_from_args(args: argparse.Namespace) -> list[Any]:
 
 # CLI --method names that map onto a config kind (pruning methods are options of PruneConfig).
 _METHOD_ALIASES = {"magnitude": "prune", "wanda": "prune", "sparsegpt": "prune", "structured": "structured_prune", "lowrank": "low_rank", "svd": "low_rank"}
+_CLI_METHODS = ("rtn", "gptq", "awq", "magnitude", "wanda", "sparsegpt", "structured", "lowrank")
 _METHOD_OPTIONS = ("bits", "group_size", "symmetric", "sparsity", "pattern", "target", "ratio", "importance", "rank", "energy")
 
 
