@@ -309,10 +309,13 @@ def run_grid(
             with atomic_directory(target, overwrite=target.exists()) as tmp:
                 bar.set_postfix_str(f"{name}: save")
                 cm.save_pretrained(tmp, overwrite=True, card=False)
+                # Measure what users will load, not the in-memory model (RTN and AWQ still round inside forward
+                # there); reloading also gives the variant's peak memory while loading.
+                cm = None
+                gc.collect()
                 bar.set_postfix_str(f"{name}: evaluate")
-                res = evaluate(cm, saved_dir=tmp, name=name, base_cache=cache, reproduce=reproduce, **eval_kw)
+                res = evaluate(tmp, saved_dir=tmp, name=name, base_cache=cache, reproduce=reproduce, **eval_kw)
                 results = res.to_dict()
-                cm.results = results
                 write_results(tmp, results)
                 write_json_atomic(cache_path, cache)
                 _write_card(tmp, results)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -139,3 +140,13 @@ def test_a_named_backend_runs_the_steps_it_implements_and_auto_the_others(tiny_l
     assert [s.backend for s in cm.steps] == ["torch", "llmcompressor"]
     with pytest.raises(hfc.HFCompressError, match="does not implement"):
         CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=[hfc.LowRankConfig()], backend="llmcompressor")
+
+
+def test_a_hub_id_that_is_offline_and_not_cached_is_one_clear_line(tmp_path, monkeypatch):
+    # A fresh process: huggingface_hub reads HF_HOME and HF_ENDPOINT when it is imported. Port 9 on loopback refuses.
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf-home"), "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HUB_OFFLINE": "0"}
+    out = subprocess.run([sys.executable, "-m", "hfcompress.cli", "compress", "someone/not-cached-model", "--method", "rtn",
+                          "-o", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.startswith("hfcompress: error: could not load 'someone/not-cached-model' from the Hub: it is not in the local cache and the Hub is unreachable")
+    assert out.stderr.count("\n") == 1 and not (tmp_path / "out").exists()
