@@ -335,11 +335,17 @@ class AWQConfig(CompressionConfig):
     )
     symmetric: bool = _help("Symmetric quantization; AWQ is designed around asymmetric (zero-point) groups.", default=False)
     duo_scaling: bool = _help("Search scales using both activations and weights (AWQ's default).", default=True)
+    grid_points: int = _help(
+        "Scale candidates tried per layer group in AWQ's search (llm-compressor's n_grid); the search time grows with it.",
+        default=20,
+    )
     ignore: list[str] = _help("Layers left in full precision.", default_factory=lambda: ["lm_head"])
 
     def validate(self) -> None:
         _check_bits(self.bits, (4, 8), "AWQ")
         _check_group_size(self.group_size)
+        if self.grid_points < 2:
+            raise HFCompressError(f"grid_points={self.grid_points} must be at least 2 (20 is AWQ's default)")
 
     def validate_for_model(self, model: Any) -> None:
         resolve_group_size(self.group_size, model, self.ignore)

@@ -224,9 +224,11 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
     from huggingface_hub import constants
 
-    if constants.HF_HUB_OFFLINE:
+    # The environment as it is now (a user or a test may set it after huggingface_hub was imported).
+    offline = os.environ.get("HF_HUB_OFFLINE")
+    if constants.HF_HUB_OFFLINE if offline is None else offline.lower() not in ("0", "", "false", "no", "off"):
         return False
-    url = urlparse(constants.ENDPOINT)
+    url = urlparse(os.environ.get("HF_ENDPOINT") or constants.ENDPOINT)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname, port), timeout=timeout):

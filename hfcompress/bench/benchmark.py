@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shlex
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -46,19 +45,6 @@ PUBLIC_EVAL_SETS = {
 }
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = endpoint.split("://", 1)[-1].split("/", 1)[0]
-    name, _, port = host.partition(":")
-    try:
-        with socket.create_connection((name, int(port or (443 if endpoint.startswith("https") else 80))), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def eval_token_ids(spec: Any, tokenizer: Any, *, max_tokens: int) -> tuple[Any, str]:
     """Token ids (1-D) and a description for one evaluation set: ``"default"``, ``"wikitext2"``, ``"c4"``,
     a text file, a list of strings or a ``datasets`` id. Public sets raise HFCompressError when unreachable.
@@ -69,10 +55,11 @@ def eval_token_ids(spec: Any, tokenizer: Any, *, max_tokens: int) -> tuple[Any, 
     import torch
 
     from ..data import evaluation_token_ids
+    from ..loading import hub_reachable
 
     if isinstance(spec, str) and spec in PUBLIC_EVAL_SETS:
         info = PUBLIC_EVAL_SETS[spec]
-        if not _hub_reachable():
+        if not hub_reachable():
             raise HFCompressError(f"{spec}: the Hugging Face Hub is not reachable (offline); its perplexity is skipped")
         import datasets
 
@@ -409,6 +396,10 @@ def evaluate(
         agreement = _agreement(variant_meas, base_meas, eval_sets[0][0])
         if agreement:
             metrics["next_token_agreement"] = agreement
+    kinds = {step.kind for step in cm.recipe}
+    if "sparsity" in metrics and kinds & {"rtn", "gptq", "awq"} and "prune" not in kinds:
+        # 4-bit grids put a value on zero: those zeros are rounding, not pruning, and buy nothing.
+        metrics["sparsity"]["note"] = "zeros from rounding to the quantization grid, not pruning"
     seconds = _compress_seconds(cm)
     if seconds is not None:
         metrics["compress_time"] = {"value": seconds, "unit": "s", "higher_is_better": False, "note": "sum of recipe steps"}

@@ -178,7 +178,7 @@ class LLMCompressorQuantization(_LLMCompressorBase):
             # per architecture, e.g. Llama's norm -> q/k/v, v -> o, norm -> gate/up, up -> down); the
             # QuantizationModifier after it sets the scheme AWQ's scale search simulates, and quantizes.
             return [
-                AWQModifier(duo_scaling=config.duo_scaling),
+                AWQModifier(duo_scaling=config.duo_scaling, n_grid=config.grid_points),
                 QuantizationModifier(
                     config_groups=weight_scheme(config.bits, group_size, config.symmetric), ignore=list(config.ignore)
                 ),
