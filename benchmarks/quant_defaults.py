@@ -3,7 +3,8 @@
 For each variant: quantize a fresh copy of the model through our llm-compressor adapter (the code users
 run), then measure held-out perplexity (4,096 tokens of the default corpus, window 512, stride 256) and
 report it as a ratio to the unquantized model's, with the compression time. One factor changes at a time
-from the GPTQ baseline (asymmetric, group 64, no act-order, dampening 0.01, 64 x 512 calibration tokens).
+from the GPTQ baseline (asymmetric, group 64, imatrix_mse observer, no act-order, dampening 0.01, 64 x 512
+calibration tokens).
 
 Run (minutes on 2 cores; results are printed as they come and appended to --jsonl):
     python benchmarks/quant_defaults.py                        # every variant
@@ -35,6 +36,10 @@ VARIANTS: dict[str, tuple[Any, int]] = {
     "rtn-asym": (hfc.RTNConfig(bits=4, group_size=G, symmetric=False), 0),
     "rtn-sym": (hfc.RTNConfig(bits=4, group_size=G, symmetric=True), 0),
     "gptq-asym": (hfc.GPTQConfig(bits=4, group_size=G, symmetric=False, actorder=None, dampening_frac=0.01), 64),
+    "gptq-minmax": (hfc.GPTQConfig(bits=4, group_size=G, observer="minmax"), 64),
+    "gptq-mse": (hfc.GPTQConfig(bits=4, group_size=G, observer="mse"), 64),
+    "gptq-g32": (hfc.GPTQConfig(bits=4, group_size=32), 64),
+    "rtn-imatrix": (hfc.RTNConfig(bits=4, group_size=G, observer="imatrix_mse"), 64),
     "gptq-sym": (hfc.GPTQConfig(bits=4, group_size=G, symmetric=True, actorder=None, dampening_frac=0.01), 64),
     "gptq-static": (hfc.GPTQConfig(bits=4, group_size=G, symmetric=False, actorder="static", dampening_frac=0.01), 64),
     "gptq-weight": (hfc.GPTQConfig(bits=4, group_size=G, symmetric=False, actorder="weight", dampening_frac=0.01), 64),

@@ -169,6 +169,15 @@ def _check_group_size(group_size: Any) -> None:
         )
 
 
+# Weight observers (how each group's scale and zero point are chosen), by our name -> llm-compressor's.
+OBSERVERS = {"minmax": None, "mse": "memoryless_mse", "imatrix_mse": "imatrix_mse"}
+
+
+def _check_observer(observer: str) -> None:
+    if observer not in OBSERVERS:
+        raise HFCompressError(f"observer={observer!r} is not valid; use one of {', '.join(OBSERVERS)}")
+
+
 def _check_fraction(name: str, value: float, low: float = 0.0, high: float = 1.0) -> None:
     if not isinstance(value, (int, float)) or not (low < value < high):
         raise HFCompressError(f"{name}={value!r} is out of range; use a number strictly between {low} and {high}")
@@ -263,11 +272,21 @@ class RTNConfig(CompressionConfig):
         default="auto",
     )
     symmetric: bool = _help("Symmetric (no zero point) quantization; asymmetric keeps more quality at 4 bits.", default=False)
+    observer: str = _help(
+        "How each group's scale is chosen: 'minmax' (data-free), 'mse' (clipping search), or 'imatrix_mse' "
+        "(clipping search weighted by calibration activations; needs calibration data, measured best at 4 bits).",
+        default="minmax",
+    )
     ignore: list[str] = _help("Layers left in full precision (names, suffixes or 're:' patterns).", default_factory=lambda: ["lm_head"])
 
     def validate(self) -> None:
         _check_bits(self.bits, (4, 8), "RTN")
         _check_group_size(self.group_size)
+        _check_observer(self.observer)
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.observer == "imatrix_mse"
 
     def validate_for_model(self, model: Any) -> None:
         resolve_group_size(self.effective_group_size_hint, model, self.ignore)
@@ -296,6 +315,11 @@ class GPTQConfig(CompressionConfig):
         default="auto",
     )
     symmetric: bool = _help("Symmetric quantization (no zero point). Asymmetric measured far better on small models.", default=False)
+    observer: str = _help(
+        "How each group's scale is chosen: 'imatrix_mse' (clipping search weighted by calibration activations; "
+        "measured best), 'mse', or 'minmax' (llm-compressor's default).",
+        default="imatrix_mse",
+    )
     actorder: Union[str, None] = _help("Activation ordering: None, 'static' or 'weight' (llm-compressor names).", default=None)
     dampening_frac: float = _help("Hessian dampening as a fraction of its mean diagonal.", default=0.01)
     block_size: int = _help("Columns quantized together before the error is propagated.", default=128)
@@ -304,6 +328,7 @@ class GPTQConfig(CompressionConfig):
     def validate(self) -> None:
         _check_bits(self.bits, (4, 8), "GPTQ")
         _check_group_size(self.group_size)
+        _check_observer(self.observer)
         if self.actorder not in (None, "static", "weight"):
             raise HFCompressError(f"actorder={self.actorder!r} is not valid; use None, 'static' or 'weight'")
         _check_fraction("dampening_frac", self.dampening_frac)

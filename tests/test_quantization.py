@@ -296,3 +296,22 @@ def test_gptqmodel_quantize_config_translation():
     assert (q.bits, q.group_size, q.sym, q.desc_act, q.damp_percent) == (4, 64, False, True, 0.05)
     awq = quantize_config(hfc.AWQConfig(bits=4, group_size=64), 64)
     assert str(awq.method.value if hasattr(awq.method, "value") else awq.method) == "awq"
+
+
+def test_observer_setting_reaches_llmcompressor_and_rtn_with_imatrix_reads_calibration(tiny_llama_dir, tiny_texts):
+    from transformers import AutoModelForCausalLM
+
+    from hfcompress.methods.llmcompressor import LLMCompressorQuantization
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
+    adapter = LLMCompressorQuantization()
+    weights = lambda cfg: adapter.modifiers(model, cfg)[0].config_groups["group_0"].weights  # noqa: E731
+    assert weights(hfc.GPTQConfig(group_size=32)).observer == "imatrix_mse"  # the measured default
+    assert weights(hfc.GPTQConfig(group_size=32, observer="minmax")).observer in (None, "minmax", "memoryless_minmax")
+    assert weights(hfc.RTNConfig(bits=4, group_size=32, observer="mse")).observer == "memoryless_mse"
+    assert not hfc.RTNConfig(bits=4).needs_calibration and hfc.RTNConfig(bits=4, observer="imatrix_mse").needs_calibration
+    cm = hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=hfc.RTNConfig(bits=4, group_size=32, observer="imatrix_mse"),
+                                             calibration=tiny_texts, num_samples=4, seq_len=64)
+    assert cm.calibration["num_samples"] == 4
+    with pytest.raises(hfc.HFCompressError, match="observer='histogram' is not valid"):
+        hfc.GPTQConfig(observer="histogram")
