@@ -158,7 +158,10 @@ class GPTQModelAdapter(CompressionAdapter):
         hf_model = qmodel.model
         setattr(hf_model, _WRAPPER_ATTR, qmodel)
         setattr(hf_model, _SOURCE_ATTR, source)  # removed when the model is garbage-collected
-        return hf_model, {"group_size": group_size, "format": str(qconfig.format.value if hasattr(qconfig.format, "value") else qconfig.format)}
+        info = {"group_size": group_size, "format": str(qconfig.format.value if hasattr(qconfig.format, "value") else qconfig.format)}
+        if getattr(config, "observer", "minmax") != "minmax":
+            info["observer"] = f"not applied: GPTQModel chooses its own scales ({config.observer!r} is an llm-compressor setting)"
+        return hf_model, info
 
     def save(self, model: Any, out_dir: Path) -> None:
         qmodel = getattr(model, _WRAPPER_ATTR, None)
