@@ -494,6 +494,10 @@ class StructuredPruneConfig(CompressionConfig):
 class LowRankConfig(CompressionConfig):
     """Factor chosen Linear layers into two smaller ones by truncated SVD (rank or kept energy).
 
+    Defaults measured on SmolLM2-135M's MLPs (benchmarks/results/pruning_quality.json): plain SVD keeping 90%
+    of the energy multiplied perplexity by ~19,000; activation-aware SVD keeping 95% by 4.8 (3.8% fewer
+    parameters). Low rank alone costs a small model a lot: pair it with distillation.
+
     Example:
         >>> from hfcompress import LowRankConfig
         >>> LowRankConfig(energy=0.9).rank is None
@@ -501,12 +505,12 @@ class LowRankConfig(CompressionConfig):
     """
 
     rank: Union[int, float, None] = _help("Kept rank: an integer, or a float in (0, 1) as a fraction of full rank.", default=None)
-    energy: Union[float, None] = _help("Keep the smallest rank whose singular values hold this fraction of the energy.", default=0.9)
+    energy: Union[float, None] = _help("Keep the smallest rank whose singular values hold this fraction of the energy.", default=0.95)
     targets: list[str] = _help("Layer name suffixes to factor.", default_factory=lambda: ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"])
     activation_aware: bool = _help(
         "Scale each input channel by its calibration RMS before the SVD (ASVD-style), so the kept rank preserves "
-        "the layer's outputs rather than its raw weights.",
-        default=False,
+        "the layer's outputs rather than its raw weights; needs calibration data.",
+        default=True,
     )
 
     def validate(self) -> None:

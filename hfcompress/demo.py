@@ -41,7 +41,7 @@ def demo_grid() -> dict[str, Any]:
 
     Example:
         >>> sorted(demo_grid()["variants"])[:3]
-        ['awq-4bit-g64', 'gptq-4bit-g64', 'lowrank-energy0.9']
+        ['awq-4bit-g64', 'gptq-4bit-g64', 'lowrank-asvd95']
     """
     return {
         "num_samples": DEMO_NUM_SAMPLES,
@@ -54,7 +54,7 @@ def demo_grid() -> dict[str, Any]:
             "wanda-50": [PruneConfig(method="wanda", sparsity=0.5)],
             "sparsegpt-2of4": [PruneConfig(method="sparsegpt", pattern="2:4")],
             "structured-neurons25": [StructuredPruneConfig(target="neurons", ratio=0.25)],
-            "lowrank-energy0.9": [LowRankConfig(energy=0.9)],
+            "lowrank-asvd95": [LowRankConfig()],
             # Prune, then recover with a short distillation from the base model.
             "structured-neurons25-distill": [
                 StructuredPruneConfig(target="neurons", ratio=0.25),

@@ -24,7 +24,7 @@ def test_rank_factorization_saves_and_reloads_with_remote_code(tiny_llama_dir, t
     from transformers import AutoModelForCausalLM
 
     base = hfc.CompressedModel.from_pretrained(tiny_llama_dir).model
-    cm = hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=hfc.LowRankConfig(rank=8, targets=["mlp.up_proj", "mlp.down_proj"]))
+    cm = hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=hfc.LowRankConfig(activation_aware=False, rank=8, targets=["mlp.up_proj", "mlp.down_proj"]))
     up = cm.model.model.layers[0].mlp.up_proj
     assert (up.first.weight.shape, up.second.weight.shape) == ((8, 64), (128, 8))
     # The product of the factors is the best rank-8 approximation of the original weight (Eckart-Young).
@@ -55,7 +55,7 @@ def test_rank_factorization_saves_and_reloads_with_remote_code(tiny_llama_dir, t
 
 def test_energy_skips_layers_that_would_not_shrink(tiny_llama_dir):
     # A random matrix spreads its energy evenly: 0.99 of it needs nearly full rank, which saves nothing.
-    cm = hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=hfc.LowRankConfig(energy=0.99))
+    cm = hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=hfc.LowRankConfig(activation_aware=False, energy=0.99))
     info = cm.steps[0].info
     assert info["factored_layers"] == 0 and info["skipped_layers"] == 6
     assert info["parameters_removed"] == 0
@@ -64,21 +64,21 @@ def test_energy_skips_layers_that_would_not_shrink(tiny_llama_dir):
 
 def test_choose_rank_rules():
     s = torch.tensor([4.0, 2.0, 1.0, 1.0])  # energies 16, 4, 1, 1 of 22
-    assert choose_rank(s, hfc.LowRankConfig(energy=0.7), 4, 4) == 1
-    assert choose_rank(s, hfc.LowRankConfig(energy=0.9), 4, 4) == 2
-    assert choose_rank(s, hfc.LowRankConfig(rank=0.5), 4, 8) == 2
-    assert choose_rank(s, hfc.LowRankConfig(rank=3), 4, 4) == 3
+    assert choose_rank(s, hfc.LowRankConfig(activation_aware=False, energy=0.7), 4, 4) == 1
+    assert choose_rank(s, hfc.LowRankConfig(activation_aware=False, energy=0.9), 4, 4) == 2
+    assert choose_rank(s, hfc.LowRankConfig(activation_aware=False, rank=0.5), 4, 8) == 2
+    assert choose_rank(s, hfc.LowRankConfig(activation_aware=False, rank=3), 4, 4) == 3
 
 
 def test_bad_low_rank_input_is_a_clear_error(tiny_llama_dir):
     with pytest.raises(HFCompressError, match="rank=100 is larger than the full rank 64"):
-        hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=hfc.LowRankConfig(rank=100))
+        hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=hfc.LowRankConfig(activation_aware=False, rank=100))
     with pytest.raises(HFCompressError, match="match no Linear layer"):
-        hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=hfc.LowRankConfig(rank=4, targets=["ffn.w1"]))
+        hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=hfc.LowRankConfig(activation_aware=False, rank=4, targets=["ffn.w1"]))
     with pytest.raises(HFCompressError, match="energy=1.5 is out of range"):
-        hfc.LowRankConfig(energy=1.5)
+        hfc.LowRankConfig(activation_aware=False, energy=1.5)
     with pytest.raises(HFCompressError, match="rank=-2 must be a positive integer"):
-        hfc.LowRankConfig(rank=-2)
+        hfc.LowRankConfig(activation_aware=False, rank=-2)
 
 
 def test_cli_lowrank(tiny_llama_dir, tmp_path):
