@@ -120,9 +120,11 @@ def test_browser_empty_folder_shows_a_message(browser, tmp_path):
         demo.close()
 
 
-@pytest.mark.slow
 def test_browser_side_by_side_on_the_embedded_model(browser, tmp_path):
-    """SmolLM2-135M-Instruct (embedded) against its 8-bit RTN variant: both answers stream in the page."""
+    """SmolLM2-135M-Instruct (embedded) against its 8-bit RTN variant: both answers stream in the page.
+
+    In the default suite (about a minute) because it is the one check that a person sees real language side by side.
+    """
     import hfcompress as hfc
 
     runs = tmp_path / "runs"
