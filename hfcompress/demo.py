@@ -2,10 +2,10 @@
 
 Every method hfcompress has an adapter for gets one variant; a method whose backend is not installed is
 skipped and said so. Settings are small so the whole demo fits a 2-core CPU in about 20 minutes:
-calibration of 32 samples of 512 tokens for GPTQ, 16 for Wanda and SparseGPT (they read activation norms
-and Hessians that settle fast), 16 of 256 with 10 grid points for AWQ (its scale search was the slowest
-step of any grid: 15 minutes at 16 x 512 and 20 points), 2,048 evaluation tokens, three speed runs.
-These are the demo's settings, not the methods' defaults (128 x 512), and the cards say which were used.
+calibration of 16 samples of 512 tokens (8 of 256 with 10 grid points for AWQ, whose scale search was the
+slowest step of any grid: 15 minutes at 16 x 512 and 20 points), 30 distillation steps of 4 x 128 tokens,
+2,048 evaluation tokens, three speed runs. These are the demo's settings, not the methods' defaults
+(128 x 512 calibration), and each variant's card and results say which were used.
 
 Example:
     >>> from hfcompress.demo import run_demo
@@ -48,8 +48,8 @@ def demo_grid() -> dict[str, Any]:
         "seq_len": DEMO_SEQ_LEN,
         "variants": {
             "rtn-int8": [RTNConfig(bits=8)],
-            "gptq-4bit-g64": {"recipe": [GPTQConfig(bits=4, group_size=64)], "num_samples": 32},
-            "awq-4bit-g64": {"recipe": [AWQConfig(bits=4, group_size=64, grid_points=10)], "seq_len": 256},
+            "gptq-4bit-g64": [GPTQConfig(bits=4, group_size=64)],
+            "awq-4bit-g64": {"recipe": [AWQConfig(bits=4, group_size=64, grid_points=10)], "num_samples": 8, "seq_len": 256},
             "magnitude-50": [PruneConfig(method="magnitude", sparsity=0.5)],
             "wanda-50": [PruneConfig(method="wanda", sparsity=0.5)],
             "sparsegpt-2of4": [PruneConfig(method="sparsegpt", pattern="2:4")],
@@ -58,7 +58,7 @@ def demo_grid() -> dict[str, Any]:
             # Prune, then recover with a short distillation from the base model.
             "structured-neurons25-distill": [
                 StructuredPruneConfig(target="neurons", ratio=0.25),
-                DistillConfig(steps=30, batch_size=4, seq_len=256, eval_every=0, learning_rate=1e-4),
+                DistillConfig(steps=30, batch_size=4, seq_len=128, eval_every=0, learning_rate=1e-4),
             ],
         },
     }
