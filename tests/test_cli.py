@@ -24,7 +24,7 @@ def test_compress_with_method_flags_writes_a_variant(tiny_llama_dir, tmp_path):
     out = run_cli("compress", str(tiny_llama_dir), "--method", "rtn", "--bits", "4", "--group-size", "32", "-o", str(tmp_path / "v"))
     assert out.returncode == 0, out.stderr
     manifest = json.loads((tmp_path / "v" / "hfcompress.json").read_text())
-    assert manifest["recipe"][0] == {"kind": "rtn", "bits": 4, "group_size": 32, "symmetric": False, "ignore": ["lm_head"]}
+    assert manifest["recipe"][0] == {"kind": "rtn", "bits": 4, "group_size": 32, "symmetric": False, "observer": "minmax", "ignore": ["lm_head"]}
 
 
 def test_compress_with_a_recipe_file(tiny_llama_dir, tmp_path):
@@ -42,7 +42,7 @@ def test_errors_are_one_line_with_exit_code_2(tiny_llama_dir, tmp_path):
         (["compress", str(tiny_llama_dir), "--method", "gptq", "--bits", "3", "-o", str(tmp_path / "a")], "does not support bits=3"),
         (["compress", str(tiny_llama_dir), "--method", "rtn", "-o", str(tmp_path / "taken")], "already exists and is not empty"),
         (["compress", str(tiny_llama_dir), "-o", str(tmp_path / "b")], "nothing to do"),
-        (["compress", str(tiny_llama_dir), "--method", "quantum", "-o", str(tmp_path / "c")], "unknown compression method 'quantum'"),
+        (["compress", str(tiny_llama_dir), "--method", "quantum", "-o", str(tmp_path / "c")], "unknown --method 'quantum'; use one of rtn, gptq"),
     ]
     for args, message in cases:
         out = run_cli(*args)
