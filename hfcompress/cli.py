@@ -14,6 +14,7 @@ import argparse
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .errors import HFCompressError
@@ -127,7 +128,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         trust_remote_code=args.trust_remote_code,
     )
     if args.evaluate:
-        cm.evaluate()
+        cm.evaluate(name=Path(args.output).name)
     out = cm.save_pretrained(args.output, overwrite=args.overwrite)
     print(f"saved {cm!r} to {out}")
     return 0
@@ -267,7 +268,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
               f"agreement with teacher {before['agreement']:.3f} -> {after['agreement']:.3f} "
               f"({info['global_step']} steps, {info['train_seconds']:.0f} s)")
     if args.evaluate:
-        cm.evaluate()
+        cm.evaluate(name=Path(args.output).name)
     out = cm.save_pretrained(args.output, overwrite=args.overwrite)
     print(f"saved {cm!r} to {out}")
     return 0

@@ -781,35 +781,33 @@ def load_recipe(path: str | Path) -> list[CompressionConfig]:
 
 
 def load_grid(path: str | Path) -> dict[str, list[CompressionConfig]]:
-    """Read a grid of named recipes: ``variants: {name: [steps...], ...}`` (``recipes:`` is accepted too).
+    """Read the named recipes of a grid YAML: ``variants: {name: [steps...], ...}`` (``recipes:`` is accepted too).
+
+    A variant may also be ``{recipe: [steps], num_samples: N, seq_len: L}``; this returns its recipe only.
+    Use ``hfcompress.grid.parse_grid`` for the grid's and the variants' calibration settings, which
+    ``run_grid`` and ``hfcompress grid`` read from the same file.
 
     Example:
         >>> grid = load_grid("grid.yaml")                            # doctest: +SKIP
         >>> list(grid)
         ['rtn-int8', 'gptq-4bit']
     """
-    data = _safe_load(_read_text(path), "grid")
-    variants = data.get("variants", data.get("recipes")) if isinstance(data, dict) else None
-    if not isinstance(variants, dict) or not variants:
-        raise HFCompressError(f"{path}: a grid YAML needs a 'variants:' mapping of name -> list of steps")
-    grid = {}
-    for name, steps in variants.items():
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", str(name)):
-            raise HFCompressError(f"{path}: variant name {name!r} must use letters, digits, '.', '_' or '-'")
-        grid[str(name)] = as_recipe(steps or [])
-    return grid
+    from .grid import parse_grid
+
+    variants, _ = parse_grid(Path(path))
+    return {name: list(variant.recipe) for name, variant in variants.items()}
 
 
 def grid_to_yaml(grid: dict[str, Sequence[CompressionConfig]]) -> str:
-    """YAML text for a grid of named recipes (the inverse of ``load_grid``)."""
-    variants = {}
-    for name, recipe in grid.items():
-        steps = []
-        for step in recipe:
-            options = step.to_dict()
-            steps.append({options.pop("kind"): options})
-        variants[name] = steps
-    return yaml.safe_dump({"variants": variants}, sort_keys=False)
+    """YAML text for a grid of named recipes (the inverse of ``load_grid``).
+
+    Example:
+        >>> print(grid_to_yaml({"rtn-int8": [RTNConfig(bits=8)]}).splitlines()[0])
+        variants:
+    """
+    from .grid import GridVariant, grid_yaml
+
+    return grid_yaml({name: GridVariant(name, list(recipe)) for name, recipe in grid.items()}, {})
 
 
 def _read_text(path: str | Path) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import tempfile
 
 import pytest
 import torch
@@ -194,3 +195,34 @@ def test_public_eval_sets_are_skipped_with_the_reason_when_offline(tiny_llama_di
     assert "perplexity" in res.metrics and "perplexity/wikitext2" not in res.metrics
     assert res.skipped[0]["metric"] == "perplexity/wikitext2" and "offline" in res.skipped[0]["reason"]
     res.to_dict()  # still a valid result
+
+
+def test_an_in_memory_variant_is_measured_as_saved_and_reloaded(tiny_llama_dir):
+    import hfcompress as hfc
+    from transformers import AutoModelForCausalLM
+
+    from hfcompress.bench import evaluate
+    from hfcompress.bench.perplexity import perplexity
+    from hfcompress.data import evaluation_token_ids
+
+    texts = ["The quick brown fox jumps over the lazy dog. " * 8, "Paris is the capital of France. " * 8]
+    cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.RTNConfig(bits=8), calibration=texts,
+                                             num_samples=2, seq_len=32)
+    res = evaluate(cm, base=False, **FAST)
+    m = res.metrics
+    assert res.settings["measured"] == "saved folder, reloaded"
+    assert m["load_peak_memory"]["value"] >= 0 and m["size_on_disk"]["value"] > 0
+    assert res.variant["name"].endswith("-rtn") and res.variant["recipe"][0]["kind"] == "rtn"
+    assert m["compress_time"]["value"] > 0
+
+    # The perplexity is the one the saved folder gives in plain transformers.
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = cm.save_pretrained(tmp + "/v", card=False)
+        reloaded = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        ids, _ = evaluation_token_ids("default", cm.tokenizer, max_tokens=FAST["max_tokens"])
+        expected = perplexity(reloaded, ids, context=FAST["context"], stride=FAST["stride"])
+    assert m["perplexity"]["value"] == pytest.approx(expected, rel=1e-5)
+
+    in_memory = evaluate(cm, base=False, reload=False, speed=False, generations=False,
+                         **{k: v for k, v in FAST.items() if k in ("max_tokens", "context", "stride", "progress")})
+    assert in_memory.settings["measured"] == "in-memory model" and "load_peak_memory" not in in_memory.metrics

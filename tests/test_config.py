@@ -39,6 +39,16 @@ def test_grid_yaml_round_trips(tmp_path):
     assert load_grid(path) == grid
 
 
+def test_load_grid_reads_variants_with_their_own_settings(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text("num_samples: 32\nvariants:\n  rtn-int8: [{rtn: {bits: 8}}]\n"
+                    "  awq-4bit:\n    recipe: [{awq: {bits: 4, group_size: 64}}]\n    num_samples: 8\n")
+    assert load_grid(path) == {"rtn-int8": [hfc.RTNConfig(bits=8)], "awq-4bit": [hfc.AWQConfig(bits=4, group_size=64)]}
+    path.write_text("variants:\n  Bad name: [{rtn: {bits: 8}}]\n")
+    with pytest.raises(hfc.HFCompressError, match="variant name"):
+        load_grid(path)
+
+
 def test_nm_pattern_fixes_sparsity():
     assert hfc.PruneConfig(pattern="4:8").sparsity == 0.5
     assert hfc.PruneConfig(pattern="1:4").sparsity == 0.75

@@ -279,6 +279,7 @@ def evaluate(
     new_tokens: int = 32,
     batch_size: int = 8,
     reproduce: str | None = None,
+    reload: bool = True,
     progress: bool = True,
 ) -> BenchmarkResult:
     """Benchmark ``cm`` (a CompressedModel or a saved variant folder) against its base model.
@@ -300,12 +301,17 @@ def evaluate(
         saved_dir: the folder the variant is saved in (for size on disk); without it a temp save is measured.
         name: the variant's name in results (default: the folder name or a name built from the recipe).
         reproduce: the command recorded to redo this result (default: a compress + bench command).
+        reload: measure an in-memory variant that has no saved folder by saving it to a temp folder and
+            loading that back, as users will (default). In memory, RTN and AWQ may still round inside every
+            forward and llm-compressor may leave the model offloaded, which makes speed and memory dishonest.
+            ``reload=False`` measures the in-memory model and says so in ``settings.measured``.
 
     Example:
         >>> res = evaluate(cm, max_tokens=2048, speed_runs=3)                      # doctest: +SKIP
         >>> res.metrics["perplexity"]["value"], res.metrics["perplexity"]["base"]
         (13.1, 11.7)
     """
+    arguments = {k: v for k, v in locals().items() if k != "cm"}
     from tqdm.auto import tqdm
 
     from .. import __version__  # noqa: F401  (results record it through BenchmarkResult)
@@ -334,6 +340,13 @@ def evaluate(
         saved_dir = saved_dir or folder
     if not hasattr(cm, "model") or not hasattr(cm, "source"):
         raise HFCompressError(f"evaluate() needs a CompressedModel or a saved variant folder, not {type(cm).__name__}")
+    variant_folder = Path(saved_dir) if saved_dir else _folder_of(cm.model)
+    if variant_folder is not None and not (variant_folder / "hfcompress.json").is_file() and cm.recipe:
+        variant_folder = None  # the model's folder is the base's, not a saved variant
+    if reload and variant_folder is None and cm.recipe and load_peak is None:
+        with tempfile.TemporaryDirectory(prefix="hfcompress-eval-") as tmp:
+            folder = cm.save_pretrained(Path(tmp) / "variant", card=False)
+            return evaluate(folder, **{**arguments, "name": name or _default_name(cm), "reload": False})
 
     opts = {"max_tokens": max_tokens, "context": context, "stride": stride, "speed": speed, "generations": generations,
             "lm_eval_tasks": lm_eval_tasks, "lm_eval_limit": lm_eval_limit, "lm_eval_fewshot": lm_eval_fewshot,
@@ -360,9 +373,6 @@ def evaluate(
     if not eval_sets:
         raise HFCompressError("no evaluation text could be read: " + "; ".join(s["reason"] for s in skipped))
 
-    variant_folder = Path(saved_dir) if saved_dir else _folder_of(cm.model)
-    if variant_folder is not None and not (variant_folder / "hfcompress.json").is_file() and cm.recipe:
-        variant_folder = None  # the model's folder is the base's, not a saved variant
     name = name or (variant_folder.name if variant_folder else None) or _default_name(cm)
 
     stages = ["base", "variant", "compare"] if base is not False else ["variant", "compare"]
@@ -424,7 +434,9 @@ def evaluate(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         generations=gens,
         skipped=skipped + variant_meas["skipped"] + [s for s in (base_meas or {}).get("skipped", []) if s not in variant_meas["skipped"]],
-        settings={k: v for k, v in opts.items() if k not in ("prompts",)} | {"base_measured": base_meas is not None},
+        settings={k: v for k, v in opts.items() if k not in ("prompts",)} | {
+            "base_measured": base_meas is not None,
+            "measured": "saved folder, reloaded" if load_peak is not None else "in-memory model"},
     )
 
 
