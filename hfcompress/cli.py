@@ -127,6 +127,11 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         seed=args.seed,
         trust_remote_code=args.trust_remote_code,
     )
+    return _evaluate_and_save(cm, args)
+
+
+def _evaluate_and_save(cm: Any, args: argparse.Namespace) -> int:
+    # The end of `compress` and `distill`: measure if asked (results.json then lands in the folder), save.
     if args.evaluate:
         cm.evaluate(name=Path(args.output).name)
     out = cm.save_pretrained(args.output, overwrite=args.overwrite)
@@ -267,11 +272,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
         print(f"student perplexity {before['perplexity']:.2f} -> {after['perplexity']:.2f}, "
               f"agreement with teacher {before['agreement']:.3f} -> {after['agreement']:.3f} "
               f"({info['global_step']} steps, {info['train_seconds']:.0f} s)")
-    if args.evaluate:
-        cm.evaluate(name=Path(args.output).name)
-    out = cm.save_pretrained(args.output, overwrite=args.overwrite)
-    print(f"saved {cm!r} to {out}")
-    return 0
+    return _evaluate_and_save(cm, args)
 
 
 # ----------------------------------------------------------------------------------------------------------
