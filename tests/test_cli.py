@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import hfcompress
 
 
@@ -25,6 +27,17 @@ def test_compress_with_method_flags_writes_a_variant(tiny_llama_dir, tmp_path):
     assert out.returncode == 0, out.stderr
     manifest = json.loads((tmp_path / "v" / "hfcompress.json").read_text())
     assert manifest["recipe"][0] == {"kind": "rtn", "bits": 4, "group_size": 32, "symmetric": False, "observer": "minmax", "ignore": ["lm_head"]}
+
+
+@pytest.mark.slow  # the default benchmark settings: about a minute even on a tiny model
+def test_compress_evaluate_writes_results_named_after_the_folder(tiny_llama_dir, tmp_path):
+    out = run_cli("compress", str(tiny_llama_dir), "--method", "rtn", "--bits", "8", "-o", str(tmp_path / "tiny-rtn-int8"), "--evaluate")
+    assert out.returncode == 0, out.stderr
+    results = json.loads((tmp_path / "tiny-rtn-int8" / "results.json").read_text())
+    assert results["variant"]["name"] == "tiny-rtn-int8" and results["settings"]["measured"] == "saved folder, reloaded"
+    ppl = results["metrics"]["perplexity"]
+    assert ppl["value"] > 0 and ppl["base"] > 0 and ppl["unit"]
+    assert "tiny-rtn-int8" in (tmp_path / "tiny-rtn-int8" / "README.md").read_text()
 
 
 def test_compress_with_a_recipe_file(tiny_llama_dir, tmp_path):
