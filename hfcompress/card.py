@@ -61,7 +61,6 @@ _METRIC_LABELS = {
     "next_token_agreement": "Next-token agreement with base",
     "prefill_tokens_per_s": "Prefill speed",
     "decode_tokens_per_s": "Decode speed (batch 1)",
-    "decode_tokens_per_s_batch8": "Decode speed (batch 8)",
     "time_to_first_token": "Time to first token",
     "peak_memory": "Peak memory",
 }
@@ -483,7 +482,9 @@ def _metric_rows(results: dict[str, Any] | None) -> list[dict[str, Any]]:
     rows = []
     metrics = (results or {}).get("metrics") or {}
     order = {name: i for i, name in enumerate(_METRIC_LABELS)}
-    for name in sorted(metrics, key=lambda n: (order.get(n, len(order)), n)):
+    # Batched decode (any batch size) sits right after batch-1 decode.
+    rank = {n: order["decode_tokens_per_s"] + 0.5 for n in metrics if n.startswith("decode_tokens_per_s_batch")}
+    for name in sorted(metrics, key=lambda n: (rank.get(n, order.get(n, len(order))), n)):
         metric = metrics[name] or {}
         value, base, ratio = metric.get("value"), metric.get("base"), metric.get("ratio")
         unit = metric.get("unit") or ""
@@ -528,6 +529,9 @@ def _metric_rows(results: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 def _label(name: str) -> str:
     # "perplexity/wikitext2" -> "Perplexity (wikitext2)"; "lm_eval/arc_easy/acc" -> "arc_easy acc (lm-eval)"
+    batched = re.fullmatch(r"decode_tokens_per_s_batch(\d+)", name)
+    if batched:
+        return f"Decode speed (batch {batched.group(1)})"
     head, _, rest = name.partition("/")
     if head == "lm_eval" and rest:
         return f"{rest.replace('/', ' ')} (lm-eval)"

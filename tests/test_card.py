@@ -249,3 +249,12 @@ def test_benchmark_eval_sets_name_their_hub_datasets():
     assert card.data.datasets == ["Salesforce/wikitext"]
     assert "default: Wikipedia summaries (offline) (4096 tokens); WikiText-2 raw, test split (2048 tokens)" in card.text
     assert "| Perplexity (wikitext2) | ppl | 20.50 | 19.00 | ×1.079 (worse) |" in card.text
+
+
+def test_batched_decode_of_any_batch_size_is_labelled_and_follows_batch_1():
+    from hfcompress.card import _metric_rows
+
+    metrics = {name: {"value": 1.0, "unit": "tokens/s"} for name in
+               ("peak_memory", "decode_tokens_per_s_batch4", "decode_tokens_per_s", "perplexity")}
+    labels = [row["label"] for row in _metric_rows({"metrics": metrics})]
+    assert labels == ["Perplexity", "Decode speed (batch 1)", "Decode speed (batch 4)", "Peak memory"]

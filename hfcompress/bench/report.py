@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +36,26 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("peak mem (MB)", "peak_memory", "value", "{:.0f}"),
     ("compress (s)", "compress_time", "value", "{:.0f}"),
 )
+_BATCHED_DECODE = re.compile(r"decode_tokens_per_s_batch(\d+)")
+_FORMATS = {c[0]: c[3] for c in COLUMNS}
+
+
+def columns_for(results: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """``COLUMNS`` with the batched-decode column for each batch size the results hold (batch 8 if none).
+
+    Example:
+        >>> [c[0] for c in columns_for([{"metrics": {"decode_tokens_per_s_batch4": {"value": 9.0}}}]) if "b4" in c[0]]
+        ['decode b4 (tok/s)']
+    """
+    sizes = sorted({int(m.group(1)) for res in results for name in res.get("metrics", {})
+                    if (m := _BATCHED_DECODE.fullmatch(name))}) or [8]
+    columns: list[tuple[str, str, str, str]] = []
+    for column in COLUMNS:
+        if _BATCHED_DECODE.fullmatch(column[1]):
+            columns += [(f"decode b{n} (tok/s)", f"decode_tokens_per_s_batch{n}", "value", column[3]) for n in sizes]
+        else:
+            columns.append(column)
+    return columns
 
 
 def _recipe_text(results: dict[str, Any]) -> str:
@@ -75,17 +96,23 @@ def comparison_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             if m.get("base") is not None and metric not in base_metrics:
                 base_metrics[metric] = m["base"]
     base_id = results[0].get("base_model", {}).get("model_id", "base")
+    columns = columns_for(results)
     if base_metrics:
         base_row: dict[str, Any] = {"variant": f"base: {base_id}", "recipe": "none"}
-        for title, metric, fld, _ in COLUMNS:
+        for title, metric, fld, _ in columns:
             base_row[title] = base_metrics.get(metric) if fld == "value" else (1.0 if metric in base_metrics else None)
         rows.append(base_row)
     for res in results:
         row: dict[str, Any] = {"variant": res["variant"]["name"], "recipe": _recipe_text(res)}
-        for title, metric, fld, _ in COLUMNS:
+        for title, metric, fld, _ in columns:
             row[title] = res.get("metrics", {}).get(metric, {}).get(fld)
         rows.append(row)
     return rows
+
+
+def _titles(rows: Sequence[dict[str, Any]]) -> list[str]:
+    # Rows carry their columns in order (comparison_rows); with no rows, the default columns.
+    return list(rows[0]) if rows else ["variant", "recipe"] + [c[0] for c in COLUMNS]
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -98,8 +125,7 @@ def _cell(value: Any, fmt: str) -> str:
 
 def comparison_markdown(rows: Sequence[dict[str, Any]], *, extra: Sequence[str] = ()) -> str:
     """A Markdown table of ``comparison_rows`` (parameters in millions, sizes in MB)."""
-    titles = ["variant", "recipe"] + [c[0] for c in COLUMNS]
-    fmts = {c[0]: c[3] for c in COLUMNS}
+    titles = _titles(rows)
     present = [t for t in titles if t in ("variant", "recipe") or any(r.get(t) is not None for r in rows)]
     lines = ["| " + " | ".join(present) + " |", "|" + "|".join("---" if t in ("variant", "recipe") else "---:" for t in present) + "|"]
     for row in rows:
@@ -108,14 +134,14 @@ def comparison_markdown(rows: Sequence[dict[str, Any]], *, extra: Sequence[str] 
             value = row.get(title)
             if title == "params (M)" and isinstance(value, (int, float)):
                 value = value / 1e6
-            cells.append(str(value) if title in ("variant", "recipe") else _cell(value, fmts[title]))
+            cells.append(str(value) if title in ("variant", "recipe") else _cell(value, _FORMATS.get(title, "{:.1f}")))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join([*lines, *extra]) + "\n"
 
 
 def comparison_csv(rows: Sequence[dict[str, Any]]) -> str:
     """CSV text of ``comparison_rows``: raw numbers (parameters as a count, sizes in MB), one header line."""
-    titles = ["variant", "recipe"] + [c[0] for c in COLUMNS]
+    titles = _titles(rows)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=titles, lineterminator="\n")
     writer.writeheader()
