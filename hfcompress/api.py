@@ -243,6 +243,9 @@ class CompressedModel:
     def evaluate(self, **kwargs: Any) -> Any:
         """Benchmark this model against its base (quality, speed, memory, size); see ``hfcompress.bench.evaluate``.
 
+        The variant is saved to a temp folder and reloaded first, so it is measured as users will load it
+        (``reload=False`` measures the in-memory model).
+
         The result is kept in ``self.results`` and written as results.json by ``save_pretrained``.
 
         Example:

@@ -304,7 +304,8 @@ def evaluate(
         reload: measure an in-memory variant that has no saved folder by saving it to a temp folder and
             loading that back, as users will (default). In memory, RTN and AWQ may still round inside every
             forward and llm-compressor may leave the model offloaded, which makes speed and memory dishonest.
-            ``reload=False`` measures the in-memory model and says so in ``settings.measured``.
+            The reload holds a second copy of the model in memory; ``reload=False`` measures the in-memory
+            model instead and says so in ``settings.measured``.
 
     Example:
         >>> res = evaluate(cm, max_tokens=2048, speed_runs=3)                      # doctest: +SKIP
