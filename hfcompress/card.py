@@ -24,6 +24,7 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
+from .config import QUANTIZATION_KINDS
 from .errors import HFCompressError
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -33,7 +34,7 @@ QUANTIZED_BY_ENV = "HFCOMPRESS_QUANTIZED_BY"
 
 # What the Hub accepts as base_model_relation (hub-docs model-cards: "adapter", "merge", "quantized", "finetune").
 BASE_MODEL_RELATIONS = ("adapter", "merge", "quantized", "finetune")
-_QUANT_KINDS = {"rtn", "gptq", "awq"}
+_QUANT_KINDS = set(QUANTIZATION_KINDS)
 # Licenses of base models we ship without a README to read them from.
 _KNOWN_LICENSES = {"HuggingFaceTB/SmolLM2-135M-Instruct": "apache-2.0", "HuggingFaceTB/SmolLM2-135M": "apache-2.0"}
 # lm-eval task -> (Hub dataset it reads, task id): the only metrics with a real Hub dataset behind them.

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from .config import QUANTIZATION_KINDS
 from .errors import HFCompressError
 
 logger = logging.getLogger(__name__)
@@ -414,7 +415,7 @@ def _step_dict(step: dict[str, Any]) -> dict[str, Any]:
 
 def _describe_step(step: dict[str, Any]) -> str:
     kind = step.get("kind", "?")
-    if kind in ("rtn", "gptq", "awq"):
+    if kind in QUANTIZATION_KINDS:
         group = step.get("group_size")
         group_text = "" if group in (None, "auto") else f" g{group}"
         return f"{kind.upper()} {step.get('bits', '?')}-bit{group_text}"

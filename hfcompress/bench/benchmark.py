@@ -317,7 +317,7 @@ def evaluate(
 
     from .. import __version__  # noqa: F401  (results record it through BenchmarkResult)
     from ..api import CompressedModel
-    from ..config import recipe_to_dicts
+    from ..config import QUANTIZATION_KINDS, recipe_to_dicts
     from ..environment import environment_info
 
     # -- check the input before any long work ------------------------------------------------------
@@ -408,7 +408,7 @@ def evaluate(
         if agreement:
             metrics["next_token_agreement"] = agreement
     kinds = {step.kind for step in cm.recipe}
-    if "sparsity" in metrics and kinds & {"rtn", "gptq", "awq"} and "prune" not in kinds:
+    if "sparsity" in metrics and kinds & set(QUANTIZATION_KINDS) and "prune" not in kinds:
         # 4-bit grids put a value on zero: those zeros are rounding, not pruning, and buy nothing.
         metrics["sparsity"]["note"] = "zeros from rounding to the quantization grid, not pruning"
     seconds = _compress_seconds(cm)
