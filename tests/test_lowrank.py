@@ -64,10 +64,10 @@ def test_energy_skips_layers_that_would_not_shrink(tiny_llama_dir):
 
 def test_choose_rank_rules():
     s = torch.tensor([4.0, 2.0, 1.0, 1.0])  # energies 16, 4, 1, 1 of 22
-    assert choose_rank(s, hfc.LowRankConfig(activation_aware=False, energy=0.7), 4, 4) == 1
-    assert choose_rank(s, hfc.LowRankConfig(activation_aware=False, energy=0.9), 4, 4) == 2
-    assert choose_rank(s, hfc.LowRankConfig(activation_aware=False, rank=0.5), 4, 8) == 2
-    assert choose_rank(s, hfc.LowRankConfig(activation_aware=False, rank=3), 4, 4) == 3
+    assert choose_rank(s, hfc.LowRankConfig(energy=0.7), 4, 4) == 1
+    assert choose_rank(s, hfc.LowRankConfig(energy=0.9), 4, 4) == 2
+    assert choose_rank(s, hfc.LowRankConfig(rank=0.5), 4, 8) == 2
+    assert choose_rank(s, hfc.LowRankConfig(rank=3), 4, 4) == 3
 
 
 def test_bad_low_rank_input_is_a_clear_error(tiny_llama_dir):
@@ -76,9 +76,9 @@ def test_bad_low_rank_input_is_a_clear_error(tiny_llama_dir):
     with pytest.raises(HFCompressError, match="match no Linear layer"):
         hfc.CompressedModel.from_pretrained(tiny_llama_dir, recipe=hfc.LowRankConfig(activation_aware=False, rank=4, targets=["ffn.w1"]))
     with pytest.raises(HFCompressError, match="energy=1.5 is out of range"):
-        hfc.LowRankConfig(activation_aware=False, energy=1.5)
+        hfc.LowRankConfig(energy=1.5)
     with pytest.raises(HFCompressError, match="rank=-2 must be a positive integer"):
-        hfc.LowRankConfig(activation_aware=False, rank=-2)
+        hfc.LowRankConfig(rank=-2)
 
 
 def test_cli_lowrank(tiny_llama_dir, tmp_path):
