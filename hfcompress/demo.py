@@ -1,7 +1,7 @@
 """``hfcompress demo``: the default grid on the embedded SmolLM2-135M-Instruct, offline, in minutes on a CPU.
 
 Every method hfcompress has an adapter for gets one variant; a method whose backend is not installed is
-skipped and said so. Settings are small so the whole demo fits a 2-core CPU in about 24 minutes (23.8 measured):
+skipped and said so. Settings are small so the whole demo fits a 2-core CPU in about 25 minutes (24.5 measured):
 calibration of 16 samples of 512 tokens (8 of 256 with 10 grid points for AWQ, whose scale search was the
 slowest step of any grid: 15 minutes at 16 x 512 and 20 points), 30 distillation steps of 4 x 128 tokens,
 2,048 evaluation tokens, three speed runs. These are the demo's settings, not the methods' defaults
