@@ -75,7 +75,7 @@ VARIANTS: dict[str, Any] = {
     "sparsegpt-2:4": [hfc.PruneConfig(method="sparsegpt", pattern="2:4")],
     "neurons-25": [hfc.StructuredPruneConfig(target="neurons", ratio=0.25)],
     "layers-4of30": [hfc.StructuredPruneConfig(target="layers", count=4)],
-    "lowrank-energy0.9": [hfc.LowRankConfig(energy=0.9)],
+    "lowrank-energy0.9": [hfc.LowRankConfig(energy=0.9, activation_aware=False)],
     "lowrank-energy0.9-asvd": [hfc.LowRankConfig(energy=0.9, activation_aware=True)],
     "magnitude-50-per-layer": lambda m, t, c: _per_layer_magnitude(m, t, c, 0.5),
     "heads-1of3": [hfc.StructuredPruneConfig(target="heads", count=1)],
