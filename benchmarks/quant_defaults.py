@@ -74,6 +74,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=4096, help="held-out tokens for perplexity")
     parser.add_argument("--base-ppl", type=float, default=None,
                         help="reuse the FP perplexity measured by an earlier run on the same tokens (skips ~1 min)")
+    parser.add_argument("--samples", type=int, default=None,
+                        help="calibration samples of 512 tokens for every calibrated variant (default: each variant's own, 64)")
     parser.add_argument("--jsonl", default="quant_defaults.jsonl", help="append one JSON line per variant here")
     args = parser.parse_args()
 
@@ -91,6 +93,7 @@ def main() -> None:
     print(f"{'variant':<15} {'ppl':>8} {'ppl/FP':>7} {'compress s':>10}  config", flush=True)
     for name in args.only or list(VARIANTS):
         config, samples = VARIANTS[name]
+        samples = args.samples if samples and args.samples else samples
         if samples and samples not in calibs:
             calibs[samples] = load_calibration(calib_spec, tok, num_samples=samples, seq_len=512, seed=0)
         work = copy.deepcopy(model)
