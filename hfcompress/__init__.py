@@ -2,30 +2,23 @@
 
 Example:
     >>> import hfcompress as hfc
+    >>> hfc.GPTQConfig(bits=4, group_size=64).kind
+    'gptq'
     >>> cm = hfc.CompressedModel.from_pretrained(None, recipe=hfc.GPTQConfig(bits=4))   # doctest: +SKIP
-    >>> cm.save_pretrained("out/SmolLM2-135M-Instruct-GPTQ-4bit")                       # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .api import CompressedModel
-from .config import (
-    AWQConfig,
-    CompressionConfig,
-    DistillConfig,
-    GPTQConfig,
-    LowRankConfig,
-    PruneConfig,
-    RTNConfig,
-    StructuredPruneConfig,
-    grid_to_yaml,
-    load_grid,
-    load_recipe,
-    recipe_from_yaml,
-    recipe_to_yaml,
-)
+from .bench import EvalSettings
+from .config import CompressionConfig
 from .errors import HFCompressError
-from .grid import run_grid
+from .grid import grid_to_yaml, load_grid, run_grid
+from .methods.distill import DistillConfig
+from .methods.lowrank import LowRankConfig
+from .methods.pruning import PruneConfig
+from .methods.quantization import AWQConfig, GPTQConfig, RTNConfig
+from .methods.structured import StructuredPruneConfig
+from .recipe import load_recipe, recipe_from_yaml, recipe_to_yaml
 
 __all__ = [
     "__version__",
@@ -38,6 +31,7 @@ __all__ = [
     "StructuredPruneConfig",
     "DistillConfig",
     "LowRankConfig",
+    "EvalSettings",
     "load_recipe",
     "load_grid",
     "recipe_to_yaml",

@@ -1,36 +1,46 @@
 """``CompressedModel``: load a model, run a recipe through the adapters, evaluate, save and push.
 
+Thin delegations: the steps are the methods' (``hfcompress.methods``), measuring is bench's, the card and the
+Hub are publish's, the folder contract is ``hfcompress.artifacts``'.
+
 Example:
+    >>> import tempfile
     >>> import hfcompress as hfc
-    >>> cm = hfc.CompressedModel.from_pretrained(None, recipe=hfc.GPTQConfig(bits=4))   # doctest: +SKIP
-    >>> cm.save_pretrained("out/SmolLM2-135M-Instruct-GPTQ-4bit")                       # doctest: +SKIP
+    >>> from hfcompress.testing import build_tiny_model
+    >>> folder = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+    >>> cm = hfc.CompressedModel.from_pretrained(folder, recipe=hfc.PruneConfig(method="magnitude", sparsity=0.5))
+    >>> cm.steps[0].info["sparsity"]
+    0.5
+    >>> out = cm.save_pretrained(folder.parent / "tiny-magnitude50")
+    >>> hfc.CompressedModel.from_pretrained(out).recipe == cm.recipe
+    True
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from .atomic import atomic_directory, check_output_dir
-from .config import CompressionConfig, as_recipe, check_recipe_order, recipe_to_dicts, recipe_to_yaml
+from ._version import __version__
+from .artifacts import MANIFEST_NAME, MANIFEST_VERSION, RECIPE_NAME, RESULTS_NAME, read_manifest, read_results_json
+from .atomic import atomic_directory, check_output_dir, write_json_atomic
+from .bench import EvalSettings, Subject, evaluate as bench_evaluate
+from .config import CompressionConfig, check_recipe_order
 from .data import CalibrationData, load_calibration
-from .environment import environment_info
+from .environment import environment_info, show_progress
 from .errors import HFCompressError
 from .loading import ModelSource, load_model
-from .methods.registry import CompressionAdapter, resolve_adapters
+from .methods.registry import AfterStepHook, CompressionAdapter, PlainSave, StepContext, StepResult, resolve_adapters
+from .publish import push_folder, write_model_card
+from .recipe import as_recipe, recipe_to_dicts, recipe_to_yaml
 
 logger = logging.getLogger("hfcompress")
-
-MANIFEST_NAME = "hfcompress.json"
-RESULTS_NAME = "results.json"
-RECIPE_NAME = "recipe.yaml"
-MANIFEST_VERSION = 1
 
 
 @dataclass
@@ -59,12 +69,6 @@ class CompressedModel:
     """A compressed (or base) causal LM with its tokenizer, recipe, provenance and results.
 
     Build one with ``CompressedModel.from_pretrained``; ``model`` is a plain transformers model.
-
-    Example:
-        >>> import hfcompress as hfc
-        >>> cm = hfc.CompressedModel.from_pretrained(None, recipe=hfc.RTNConfig(bits=8))   # doctest: +SKIP
-        >>> cm.model.config.model_type                                                     # doctest: +SKIP
-        'llama'
     """
 
     def __init__(
@@ -77,7 +81,6 @@ class CompressedModel:
         steps: Sequence[StepRecord] = (),
         calibration: dict[str, Any] | None = None,
         seed: int = 0,
-        saver: CompressionAdapter | None = None,
         manifest: dict[str, Any] | None = None,
         results: dict[str, Any] | None = None,
     ) -> None:
@@ -89,8 +92,11 @@ class CompressedModel:
         self.calibration = calibration
         self.seed = seed
         self.results = results
-        self._saver = saver
+        self._adapter: CompressionAdapter = PlainSave()
+        self._save: Callable[[Any, Path], None] | None = None
+        self._holds: list[AfterStepHook] = []
         self._loaded_manifest = manifest
+        self._folder: Path | None = None  # the saved folder this variant was loaded from
 
     # ------------------------------------------------------------------------------------------------
     @classmethod
@@ -118,10 +124,6 @@ class CompressedModel:
             backend: ``"auto"`` (first available) or an adapter name such as ``"llmcompressor"``.
             num_samples, seq_len: calibration samples and their length in tokens.
             seed: seeds calibration sampling and every backend that takes a seed.
-
-        Example:
-            >>> cm = CompressedModel.from_pretrained(                                     # doctest: +SKIP
-            ...     "HuggingFaceTB/SmolLM2-135M", recipe=[hfc.GPTQConfig(bits=4, group_size=64)])
         """
         steps = as_recipe(recipe)
         if not steps and model is not None and (Path(os.fspath(model)).expanduser() / MANIFEST_NAME).is_file():
@@ -140,21 +142,16 @@ class CompressedModel:
             calib = load_calibration(calibration, loaded.tokenizer, num_samples=num_samples, seq_len=seq_len, seed=seed)
             logger.info("calibration: %s, %d samples x %d tokens", calib.description, len(calib.input_ids), seq_len)
 
-        cm = cls(
-            loaded.model,
-            loaded.tokenizer,
-            source=loaded.source,
-            recipe=steps,
-            calibration=calib.summary() if calib else None,
-            seed=seed,
-        )
+        cm = cls(loaded.model, loaded.tokenizer, source=loaded.source, recipe=steps,
+                 calibration=calib.summary() if calib else None, seed=seed)
         cm._run(steps, adapters, calib)
         return cm
 
     def _run(self, steps: list[CompressionConfig], adapters: list[CompressionAdapter], calib: CalibrationData | None) -> None:
         from tqdm.auto import tqdm
 
-        bar = tqdm(list(zip(steps, adapters)), desc="compress", unit="step", disable=not steps or _quiet())
+        progress = show_progress()
+        bar = tqdm(list(zip(steps, adapters)), desc="compress", unit="step", disable=not steps or not progress)
         for step, adapter in bar:
             bar.set_postfix_str(f"{step.describe()} via {adapter.name}")
             logger.info("step %s via %s", step.describe(), adapter.name)
@@ -162,65 +159,54 @@ class CompressedModel:
             # Earlier steps may have changed the shapes (structured pruning, low rank): check this step against
             # the model it will really see, so a conflict is one clear line rather than a backend's trace.
             step.validate_for_model(self.model)
-            # Steps that need the unmodified base (distillation's default teacher) reload it from here.
-            self.model.hfcompress_source = self.source
-            result = adapter.compress(self.model, self.tokenizer, step, calib)
-            model, info = result if isinstance(result, tuple) else (result, {})
-            self.model = model
-            # A pruning mask survives later steps (GPTQ refills pruned slots); re-zero and record it.
-            from .methods.pruning import restore_sparsity_masks
-
-            if step.kind != "prune" and (restored := restore_sparsity_masks(model)):
-                info = {**dict(info or {}), "sparsity_mask_restored": restored}
-            self.steps.append(StepRecord(step, adapter.name, adapter.versions(), time.perf_counter() - started, dict(info or {})))
-            self._saver = adapter
+            context = StepContext(calibration=calib, source=self.source, holds=list(self._holds), progress=progress)
+            result = adapter.compress(self.model, self.tokenizer, step, context)
+            if not isinstance(result, StepResult):
+                raise HFCompressError(f"adapter {adapter.name!r} returned {type(result).__name__} for {step.kind}, not a StepResult")
+            self.model = result.model
+            info = dict(result.info)
+            # What earlier steps left (a pruning mask) is put back after this one, and the step says so.
+            for hold in self._holds:
+                report = hold.restore(self.model)
+                if report:
+                    info[hold.info_key] = report
+            if result.hold is not None:
+                self._holds.append(result.hold)
+            self.steps.append(StepRecord(step, adapter.name, adapter.versions(), time.perf_counter() - started, info))
+            self._adapter, self._save = adapter, result.save
             logger.info("step %s done in %.1f s", step.kind, self.steps[-1].seconds)
 
     @classmethod
     def _load_variant(cls, folder: Path, *, dtype: Any, device_map: Any) -> "CompressedModel":
-        try:
-            manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise HFCompressError(
-                f"{str(folder / MANIFEST_NAME)!r} is not valid JSON ({err.msg}); restore it or load the folder with "
-                "transformers.AutoModelForCausalLM directly"
-            ) from None
-        trust = bool(manifest.get("load", {}).get("trust_remote_code", False))
+        manifest = read_manifest(folder)
+        trust = bool((manifest.get("load") or {}).get("trust_remote_code", False))
         loaded = load_model(folder, dtype=dtype, device_map=device_map, trust_remote_code=trust)
-        base = manifest.get("base_model", {})
-        source = ModelSource(**{k: base.get(k) for k in ModelSource.__dataclass_fields__ if k in base}) if base else loaded.source
-        results = None
-        if (folder / RESULTS_NAME).is_file():
-            results = json.loads((folder / RESULTS_NAME).read_text(encoding="utf-8"))
-        recipe = as_recipe(manifest.get("recipe", []))
-        return cls(
-            loaded.model,
-            loaded.tokenizer,
-            source=source,
-            recipe=recipe,
-            calibration=manifest.get("calibration"),
-            seed=manifest.get("seed", 0),
-            manifest=manifest,
-            results=results,
-        )
+        source = ModelSource.from_dict(manifest.get("base_model")) or loaded.source
+        try:
+            results = read_results_json(folder)
+        except HFCompressError as err:
+            # Results are derived data: the variant still loads, and `hfcompress bench` rewrites them.
+            logger.warning("%s (the variant loads without its results)", err)
+            results = None
+        cm = cls(loaded.model, loaded.tokenizer, source=source, recipe=as_recipe(manifest.get("recipe") or []),
+                 calibration=manifest.get("calibration"), seed=manifest.get("seed", 0), manifest=manifest, results=results)
+        cm._folder = folder
+        return cm
 
     # ------------------------------------------------------------------------------------------------
     @property
     def save_format(self) -> str:
         """The on-disk format ``save_pretrained`` writes (e.g. ``compressed-tensors``, ``safetensors``)."""
-        if self._saver is not None:
-            return self._saver.save_format
+        if self.steps:
+            return self._adapter.save_format
         if self._loaded_manifest:
             return self._loaded_manifest.get("format", "safetensors")
         return "safetensors"
 
     def manifest(self) -> dict[str, Any]:
         """The content of hfcompress.json: base model, recipe, steps, backends, calibration, seed, versions."""
-        from . import __version__
-
         if self._loaded_manifest is not None and not self.steps:
             return self._loaded_manifest
-        load_requires = sorted(self._saver.load_requires) if self._saver else []
         return {
             "manifest_version": MANIFEST_VERSION,
             "hfcompress_version": __version__,
@@ -234,27 +220,42 @@ class CompressedModel:
             "load": {
                 "library": "transformers",
                 "auto_class": "AutoModelForCausalLM",
-                "requires": load_requires,
+                "requires": sorted(self._adapter.load_requires) if self.steps else [],
                 "trust_remote_code": bool(getattr(self.model.config, "auto_map", None)),
             },
             **environment_info(),
         }
 
-    def evaluate(self, **kwargs: Any) -> Any:
+    def _subject(self, folder: Path | None = None) -> Subject:
+        return Subject(self.model, self.tokenizer, self.source, recipe_to_dicts(self.recipe), self.manifest(), folder=folder,
+                       save=lambda target: self.save_pretrained(target, card=False))
+
+    def evaluate(self, settings: EvalSettings | None = None, *, base: Any = True, base_cache: dict[str, Any] | None = None,
+                 name: str | None = None, reproduce: str | None = None, reload: bool = True, progress: bool | None = None,
+                 **setting_overrides: Any) -> Any:
         """Benchmark this model against its base (quality, speed, memory, size); see ``hfcompress.bench.evaluate``.
 
-        The variant is saved to a temp folder and reloaded first, so it is measured as users will load it
-        (``reload=False`` measures the in-memory model).
-
-        The result is kept in ``self.results`` and written as results.json by ``save_pretrained``.
-
-        Example:
-            >>> res = cm.evaluate(max_tokens=4096)          # doctest: +SKIP
+        The variant is saved to a temp folder and reloaded first, so it is measured as users will load it: in
+        memory, RTN and AWQ may still round inside every forward. ``reload=False`` measures the in-memory model
+        (no second copy in memory) and says so in ``settings.measured``. Settings are an ``EvalSettings`` or its
+        fields as keywords (``max_tokens=2048``). The result is kept in ``self.results`` and written as
+        results.json by ``save_pretrained``.
         """
-        from .bench import evaluate
-
-        result = evaluate(self, **kwargs)
-        self.results = result.to_dict() if hasattr(result, "to_dict") else result
+        settings = (settings or EvalSettings()).replace(**setting_overrides) if setting_overrides else (settings or EvalSettings())
+        progress = show_progress() if progress is None else progress
+        if isinstance(base, CompressedModel):
+            base = base._subject(base._folder)
+        options = dict(base=base, base_cache=base_cache, reproduce=reproduce, progress=progress)
+        if self._folder is not None and not self.steps:
+            # Loaded from its saved folder and unchanged since: it already is the model as saved.
+            result = bench_evaluate(self._subject(self._folder), settings, name=name or self._folder.name, **options)
+        elif reload and self.recipe:
+            with tempfile.TemporaryDirectory(prefix="hfcompress-eval-") as tmp:
+                folder = self.save_pretrained(Path(tmp) / "variant", card=False)
+                result = bench_evaluate(folder, settings, name=name or _default_name(self), **options)
+        else:
+            result = bench_evaluate(self._subject(), settings, name=name, **options)
+        self.results = result.to_dict()
         return result
 
     def save_pretrained(self, save_directory: str | os.PathLike, *, overwrite: bool = False, card: bool = True) -> Path:
@@ -262,23 +263,17 @@ class CompressedModel:
 
         The folder loads with plain ``transformers.AutoModelForCausalLM.from_pretrained``. It is written to a
         temp folder and renamed into place; a non-empty existing folder is refused unless ``overwrite=True``.
-
-        Example:
-            >>> cm.save_pretrained("out/SmolLM2-135M-GPTQ-4bit")             # doctest: +SKIP
         """
         target = check_output_dir(save_directory, overwrite)
         manifest = self.manifest()
         with atomic_directory(target, overwrite=overwrite) as tmp:
-            saver = self._saver or CompressionAdapter()
-            saver.save(self.model, tmp)
+            (self._save or self._adapter.save)(self.model, tmp)
             self.tokenizer.save_pretrained(tmp)
-            _write_json(tmp / MANIFEST_NAME, manifest)
+            write_json_atomic(tmp / MANIFEST_NAME, manifest)
             (tmp / RECIPE_NAME).write_text(recipe_to_yaml(self.recipe), encoding="utf-8")
             if self.results is not None:
-                _write_json(tmp / RESULTS_NAME, self.results)
+                write_json_atomic(tmp / RESULTS_NAME, self.results)
             if card:
-                from .card import write_model_card
-
                 write_model_card(tmp, manifest=manifest, results=self.results)
         logger.info("saved %s (%s)", target, self.save_format)
         return target
@@ -294,31 +289,24 @@ class CompressedModel:
         commit_message: str | None = None,
         local_dir: str | os.PathLike | None = None,
     ) -> Any:
-        """Save (to ``local_dir`` or a temp folder) and upload the variant to ``repo_id`` in one commit.
-
-        Example:
-            >>> cm.push_to_hub("me/SmolLM2-135M-GPTQ-4bit")                   # doctest: +SKIP
-        """
-        from .hub import push_folder
-
+        """Save (to ``local_dir`` or a temp folder) and upload the variant to ``repo_id`` in one commit."""
+        options = dict(private=private, token=token, revision=revision, create_pr=create_pr, commit_message=commit_message)
         if local_dir is None:
-            import tempfile
-
             with tempfile.TemporaryDirectory(prefix="hfcompress-push-") as tmp:
-                folder = self.save_pretrained(Path(tmp) / repo_id.split("/")[-1])
-                return push_folder(folder, repo_id, private=private, token=token, revision=revision, create_pr=create_pr, commit_message=commit_message)
+                return push_folder(self.save_pretrained(Path(tmp) / repo_id.split("/")[-1]), repo_id, **options)
         folder = Path(local_dir)
         if not (folder / MANIFEST_NAME).is_file():
             folder = self.save_pretrained(folder)
-        return push_folder(folder, repo_id, private=private, token=token, revision=revision, create_pr=create_pr, commit_message=commit_message)
+        return push_folder(folder, repo_id, **options)
 
     def __repr__(self) -> str:
         recipe = " -> ".join(step.describe() for step in self.recipe) or "no compression"
         return f"CompressedModel({self.source.model_id!r}, {recipe}, format={self.save_format!r})"
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+def _default_name(cm: CompressedModel) -> str:
+    base = str(cm.source.model_id).rstrip("/").split("/")[-1]
+    return f"{base}-{'-'.join(step.kind for step in cm.recipe) or 'base'}"
 
 
 def _seed_everything(seed: int) -> None:
@@ -330,7 +318,3 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _quiet() -> bool:
-    return os.environ.get("HFCOMPRESS_QUIET", "0") not in ("0", "", "false")

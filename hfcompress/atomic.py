@@ -1,9 +1,14 @@
 """Write output folders so the user never loses data: into a temp folder beside the target, then rename.
 
 Example:
+    >>> import tempfile
+    >>> from pathlib import Path
     >>> from hfcompress.atomic import atomic_directory
-    >>> with atomic_directory("out/variant") as tmp:          # doctest: +SKIP
-    ...     (tmp / "config.json").write_text("{}")
+    >>> target = Path(tempfile.mkdtemp()) / "variant"
+    >>> with atomic_directory(target) as tmp:
+    ...     _ = (tmp / "config.json").write_text("{}")
+    >>> sorted(p.name for p in target.iterdir())
+    ['config.json']
 """
 
 from __future__ import annotations
@@ -65,10 +70,33 @@ def atomic_directory(target: str | os.PathLike, overwrite: bool = False) -> Iter
         shutil.rmtree(backup, ignore_errors=True)
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    """Write JSON to ``path`` through a temp file and ``os.replace`` (no half-written file on a crash)."""
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temp file and ``os.replace``: readers never see half a file.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_text_atomic(folder / "a.txt", "hello").read_text()
+        'hello'
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike, data: Any) -> Path:
+    """Write JSON to ``path`` through a temp file and ``os.replace`` (no half-written file on a crash).
+
+    Example:
+        >>> import tempfile
+        >>> write_json_atomic(Path(tempfile.mkdtemp()) / "x.json", {"a": 1}).read_text()
+        '{\\n  "a": 1\\n}\\n'
+    """
+    return write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")

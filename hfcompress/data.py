@@ -6,9 +6,10 @@ share a text: the last ``EVAL_HOLDOUT`` summaries are held out for evaluation, t
 
 Example:
     >>> from hfcompress.data import load_calibration
-    >>> calib = load_calibration("default", tokenizer, num_samples=64, seq_len=512, seed=0)   # doctest: +SKIP
-    >>> calib.summary()["source"]
-    'default'
+    >>> from hfcompress.testing import tiny_tokenizer
+    >>> calib = load_calibration(["one text " * 40, "another one " * 40], tiny_tokenizer(), num_samples=4, seq_len=64, seed=0)
+    >>> calib.summary()["source"], calib.summary()["num_samples"]
+    ('list', 4)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import random
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import HFCompressError
 
@@ -200,7 +201,8 @@ def load_calibration(
     full length, as GPTQ and AWQ calibration expects.
 
     Example:
-        >>> calib = load_calibration(["some text " * 200], tok, num_samples=2, seq_len=64)   # doctest: +SKIP
+        >>> from hfcompress.testing import tiny_tokenizer
+        >>> calib = load_calibration(["some text " * 200], tiny_tokenizer(), num_samples=2, seq_len=64)
         >>> [len(x) for x in calib.input_ids]
         [64, 64]
     """
@@ -244,9 +246,10 @@ def evaluation_token_ids(spec: Any, tokenizer: Any, *, max_tokens: int = 4096) -
     """One long 1-D LongTensor of held-out text for perplexity (documents joined by EOS) and its description.
 
     Example:
-        >>> ids, what = evaluation_token_ids("default", tok, max_tokens=2048)     # doctest: +SKIP
-        >>> ids.shape
-        torch.Size([2048])
+        >>> from hfcompress.testing import tiny_tokenizer
+        >>> ids, what = evaluation_token_ids(["held-out text " * 50], tiny_tokenizer(), max_tokens=256)
+        >>> ids.shape, what
+        (torch.Size([256]), 'list of 1 texts')
     """
     import torch
 

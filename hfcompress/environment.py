@@ -30,6 +30,17 @@ _BACKEND_DISTRIBUTIONS = (
 )
 
 
+def show_progress() -> bool:
+    """Whether progress bars are shown: yes unless ``HFCOMPRESS_QUIET`` is set (tests, scripts, CI logs).
+
+    Example:
+        >>> import os
+        >>> os.environ["HFCOMPRESS_QUIET"] = "1"; show_progress()
+        False
+    """
+    return os.environ.get("HFCOMPRESS_QUIET", "0").lower() in ("0", "", "false", "no")
+
+
 def library_versions(extra: Iterable[str] = ()) -> dict[str, str]:
     """Installed versions of the core libraries and of any backend present (missing ones are left out).
 

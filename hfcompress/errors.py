@@ -33,3 +33,16 @@ class HFCompressError(ValueError):
 
 class BackendUnavailableError(HFCompressError):
     """The chosen backend is not installed or cannot run on this hardware (the message names the pip extra)."""
+
+
+def one_line(err: BaseException, limit: int = 300) -> str:
+    """Any exception as one line: our errors by their message, others with their type name in front.
+
+    Example:
+        >>> one_line(OSError("disk\\nfull"))
+        'OSError: disk full'
+    """
+    text = " ".join(str(err).split()) or type(err).__name__
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text if isinstance(err, HFCompressError) or text == type(err).__name__ else f"{type(err).__name__}: {text}"

@@ -16,9 +16,16 @@ Grid YAML::
       awq-4bit: {recipe: [{awq: {group_size: 64}}], num_samples: 16}   # per-variant calibration settings
 
 Example:
+    >>> import tempfile
     >>> import hfcompress as hfc
-    >>> out = hfc.run_grid("grid.yaml", output_dir="runs/smollm2")          # doctest: +SKIP
-    >>> print(out.table())
+    >>> from hfcompress.testing import build_tiny_model
+    >>> tiny = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+    >>> grid = {"variants": {"magnitude-50": [hfc.PruneConfig(method="magnitude", sparsity=0.5)]},
+    ...         "evaluate": {"eval_data": [["a held-out sentence to score. " * 20]], "max_tokens": 128, "context": 64,
+    ...                      "stride": 32, "speed": False, "generations": False}}
+    >>> out = hfc.run_grid(grid, tiny, tiny.parent / "runs", progress=False)
+    >>> out.computed, round(out.results[0]["metrics"]["sparsity"]["value"], 2)
+    (['magnitude-50'], 0.5)
 """
 
 from __future__ import annotations
@@ -36,8 +43,17 @@ from typing import Any, Mapping
 
 import yaml
 
-from .config import recipe_to_dicts
+from .api import CompressedModel
+from .artifacts import read_manifest, saved_recipe
+from .atomic import atomic_directory, write_json_atomic, write_text_atomic
+from .bench import EvalSettings, evaluate
+from .bench.report import comparison_markdown, comparison_rows, write_comparison
+from .bench.results import read_results, write_results
 from .errors import HFCompressError
+from .loading import resolve_source
+from .methods.registry import resolve_adapters
+from .publish import write_model_card
+from .recipe import as_recipe, compact_steps, recipe_to_dicts
 
 logger = logging.getLogger("hfcompress")
 
@@ -58,12 +74,7 @@ class GridVariant:
 
     def to_yaml_dict(self) -> Any:
         """The YAML form (``[steps]`` or ``{recipe: [steps], num_samples: N}``)."""
-        from .config import recipe_to_dicts
-
-        steps = []
-        for step in recipe_to_dicts(self.recipe):
-            kind = step.pop("kind")
-            steps.append({kind: step})
+        steps = compact_steps(recipe_to_dicts(self.recipe))
         if self.num_samples is None and self.seq_len is None:
             return steps
         out: dict[str, Any] = {"recipe": steps}
@@ -100,8 +111,6 @@ class GridResult:
 
     def table(self) -> str:
         """The comparison table (Markdown), base first, followed by what was skipped or failed."""
-        from .bench.report import comparison_markdown, comparison_rows
-
         return comparison_markdown(comparison_rows(self.results), extra=self.notes())
 
     def notes(self) -> list[str]:
@@ -119,8 +128,6 @@ def parse_grid(grid: Any) -> tuple[dict[str, GridVariant], dict[str, Any]]:
         >>> list(variants), settings["num_samples"]
         (['rtn-int8'], 32)
     """
-    from .config import as_recipe
-
     where = "grid"
     if isinstance(grid, (str, os.PathLike)):
         path = Path(grid).expanduser()
@@ -173,9 +180,36 @@ def grid_yaml(variants: Mapping[str, GridVariant], settings: Mapping[str, Any]) 
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def _default_output_dir(model: Any) -> Path:
-    from .loading import resolve_source
+def load_grid(path: str | Path) -> dict[str, list[Any]]:
+    """Read the named recipes of a grid YAML: ``variants: {name: [steps...], ...}`` (``recipes:`` is accepted too).
 
+    A variant may also be ``{recipe: [steps], num_samples: N, seq_len: L}``; this returns its recipe only.
+    Use ``parse_grid`` for the grid's and the variants' calibration settings, which ``run_grid`` and
+    ``hfcompress grid`` read from the same file.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "grid.yaml"
+        >>> _ = path.write_text("variants:\\n  rtn-int8: [{rtn: {bits: 8}}]\\n")
+        >>> list(load_grid(path))
+        ['rtn-int8']
+    """
+    variants, _ = parse_grid(Path(path))
+    return {name: list(variant.recipe) for name, variant in variants.items()}
+
+
+def grid_to_yaml(grid: Mapping[str, Any]) -> str:
+    """YAML text for a grid of named recipes (the inverse of ``load_grid``).
+
+    Example:
+        >>> from hfcompress import RTNConfig
+        >>> print(grid_to_yaml({"rtn-int8": [RTNConfig(bits=8)]}).splitlines()[0])
+        variants:
+    """
+    return grid_yaml({name: GridVariant(name, list(recipe)) for name, recipe in grid.items()}, {})
+
+
+def _default_output_dir(model: Any) -> Path:
     source = resolve_source(model)
     return Path("runs") / str(source.model_id).rstrip("/").split("/")[-1]
 
@@ -224,17 +258,8 @@ def run_grid(
 
     Example:
         >>> out = run_grid({"rtn-int8": [hfc.RTNConfig(bits=8)]}, output_dir="runs/x")     # doctest: +SKIP
-        >>> out.files["markdown"]
-        PosixPath('runs/x/comparison.md')
     """
     from tqdm.auto import tqdm
-
-    from .api import CompressedModel
-    from .atomic import atomic_directory, write_json_atomic
-    from .bench.benchmark import evaluate
-    from .bench.report import write_comparison, write_text_atomic
-    from .bench.results import read_results, write_results
-    from .methods.registry import resolve_adapters
 
     started = time.perf_counter()
     variants, settings = parse_grid(grid)
@@ -244,8 +269,11 @@ def run_grid(
             raise HFCompressError(f"no variant named {', '.join(map(repr, missing))} in the grid; names: {', '.join(variants)}")
         variants = {n: v for n, v in variants.items() if n in only}
     model = base_model if base_model is not None else settings.get("model")
+    model = os.fspath(model) if isinstance(model, os.PathLike) else model
+    if settings.get("evaluate") is not None and not isinstance(settings.get("evaluate"), Mapping):
+        raise HFCompressError("the grid's 'evaluate:' must be a mapping of settings, e.g. evaluate: {max_tokens: 2048}")
     eval_kw = {**(settings.get("evaluate") or {}), **(evaluate_kwargs or {})}
-    eval_kw.setdefault("progress", progress)
+    eval_settings = EvalSettings.from_dict(eval_kw)  # an unknown key fails now, not after each variant's compression
     run = {
         "calibration": calibration if calibration is not None else settings.get("calibration", "default"),
         "num_samples": num_samples if num_samples is not None else settings.get("num_samples", 128),
@@ -264,7 +292,7 @@ def run_grid(
 
     # The effective grid is saved beside the variants: results point at it to be reproduced.
     grid_file = out / GRID_FILE_NAME
-    saved_settings = {"model": model, **run, "evaluate": {k: v for k, v in eval_kw.items() if k != "progress"} or None}
+    saved_settings = {"model": model, **run, "evaluate": dict(eval_kw) or None}
     if isinstance(saved_settings["calibration"], (list, tuple)):
         saved_settings["calibration"] = "list"  # texts given in Python are not written out
     all_variants = dict(variants)
@@ -280,23 +308,24 @@ def run_grid(
     cache = _load_cache(cache_path)
     result = GridResult(output_dir=out)
     bar = tqdm(list(variants.values()), desc="grid", unit="variant", disable=not progress)
+    say = bar.write if progress else logger.info
     for variant in bar:
         name = variant.name
         target = out / name
         bar.set_postfix_str(f"{name}: check")
         if read_results(target) is not None:
-            if _saved_recipe(target) == recipe_to_dicts(variant.recipe):
+            if saved_recipe(target) == recipe_to_dicts(variant.recipe):
                 result.resumed.append(name)
                 logger.info("%s: finished earlier, kept", name)
                 continue
             # The grid file now asks for another recipe under this name: the old numbers would be a lie.
-            bar.write(f"{name}: its recipe changed since it was computed; computing it again")
+            say(f"{name}: its recipe changed since it was computed; computing it again")
         variant_started = time.perf_counter()
         try:
             resolve_adapters(variant.recipe, run["backend"])
         except HFCompressError as err:
             result.skipped[name] = f"not available: {err}"
-            bar.write(f"{name}: skipped: not available ({err})")
+            say(f"{name}: skipped: not available ({err})")
             continue
         try:
             bar.set_postfix_str(f"{name}: compress")
@@ -314,21 +343,21 @@ def run_grid(
                 cm = None
                 gc.collect()
                 bar.set_postfix_str(f"{name}: evaluate")
-                res = evaluate(tmp, saved_dir=tmp, name=name, base_cache=cache, reproduce=reproduce, **eval_kw)
+                res = evaluate(tmp, eval_settings, name=name, base_cache=cache, reproduce=reproduce, progress=progress)
                 results = res.to_dict()
                 write_results(tmp, results)
                 write_json_atomic(cache_path, cache)
                 _write_card(tmp, results)
             result.computed.append(name)
             ppl = results["metrics"].get("perplexity", {})
-            bar.write(f"{name}: done in {time.perf_counter() - variant_started:.0f} s; perplexity {ppl.get('value', float('nan')):.2f} "
+            say(f"{name}: done in {time.perf_counter() - variant_started:.0f} s; perplexity {ppl.get('value', float('nan')):.2f} "
                       f"(base {ppl.get('base') or float('nan'):.2f})")
         except KeyboardInterrupt:
             raise
         except Exception as err:  # one broken variant must not stop the grid; the reason is reported
             logger.debug("variant %s failed", name, exc_info=True)
             result.failed[name] = _one_line(err)
-            bar.write(f"{name}: failed: {result.failed[name]}")
+            say(f"{name}: failed: {result.failed[name]}")
         finally:
             cm = None
             gc.collect()
@@ -346,18 +375,9 @@ def run_grid(
     return result
 
 
-def _saved_recipe(folder: Path) -> Any:
-    try:
-        return json.loads((folder / "hfcompress.json").read_text(encoding="utf-8")).get("recipe")
-    except (OSError, ValueError):
-        return None
-
-
 def _write_card(folder: Path, results: dict[str, Any]) -> None:
-    from .card import write_model_card
-
-    manifest = json.loads((folder / "hfcompress.json").read_text(encoding="utf-8"))
     try:
+        manifest = read_manifest(folder)
         write_model_card(folder, manifest=manifest, results=results)
     except Exception as err:  # the card is derived data: keep the measured variant, say what went wrong
         logger.warning("model card for %s could not be written: %s", folder.name, _one_line(err))

@@ -5,10 +5,11 @@ is converted once into a plain transformers folder under the hfcompress cache, s
 and backends that re-read ``config.json`` from ``model.config.name_or_path`` (llm-compressor does) find it.
 
 Example:
-    >>> from hfcompress.loading import load_model
-    >>> loaded = load_model(None)                      # doctest: +SKIP
-    >>> loaded.source.kind, loaded.source.model_id
-    ('embedded', 'HuggingFaceTB/SmolLM2-135M-Instruct')
+    >>> import tempfile
+    >>> from hfcompress.testing import build_tiny_model
+    >>> loaded = load_model(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
+    >>> loaded.source.kind, type(loaded.model).__name__
+    ('folder', 'LlamaForCausalLM')
 """
 
 from __future__ import annotations
@@ -54,6 +55,35 @@ class ModelSource:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ModelSource | None":
+        """Rebuild from ``to_dict``'s output (a manifest's ``base_model``); None when ``data`` holds no model id.
+
+        Example:
+            >>> ModelSource.from_dict({"kind": "hub", "model_id": "org/m", "extra": 1}).model_id
+            'org/m'
+        """
+        if not isinstance(data, dict) or not data.get("model_id"):
+            return None
+        fields = {k: data.get(k) for k in cls.__dataclass_fields__ if k in data}
+        fields.setdefault("kind", "hub")
+        return cls(**fields)
+
+    def load_argument(self) -> Any:
+        """What ``load_model`` takes to load this model again (None for the embedded default).
+
+        Example:
+            >>> ModelSource("folder", "/m/tiny", path="/m/tiny").load_argument()
+            '/m/tiny'
+        """
+        if self.kind == "embedded":
+            return None
+        if self.kind == "gguf" and self.path and self.gguf_file:
+            return str(Path(self.path) / self.gguf_file)
+        if self.kind == "folder":
+            return self.path or self.model_id
+        return self.model_id
 
 
 @dataclass
@@ -167,8 +197,6 @@ def load_model(
 
     Example:
         >>> loaded = load_model("HuggingFaceTB/SmolLM2-135M")          # doctest: +SKIP
-        >>> loaded.model.config.model_type
-        'llama'
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

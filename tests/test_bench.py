@@ -126,7 +126,7 @@ def test_speed_summary_is_the_median_with_its_spread():
 
 def test_evaluate_measures_variant_and_base_and_results_validate(tiny_llama_dir, tmp_path):
     import hfcompress as hfc
-    from hfcompress.bench import evaluate, load_results, validate_results, write_results
+    from hfcompress.bench import load_results, validate_results, write_results
     from hfcompress.bench.perplexity import perplexity
     from hfcompress.data import evaluation_token_ids
 
@@ -138,7 +138,7 @@ def test_evaluate_measures_variant_and_base_and_results_validate(tiny_llama_dir,
                 module.weight[:, ::4] = 0
 
     cache: dict = {}
-    res = evaluate(variant, base=base, base_cache=cache, name="zeroed", **FAST)
+    res = variant.evaluate(base=base, base_cache=cache, name="zeroed", **FAST)
     data = res.to_dict()
     print(res.table())  # timing and memory: reported, not asserted
 
@@ -176,21 +176,24 @@ def test_evaluate_measures_variant_and_base_and_results_validate(tiny_llama_dir,
 
 
 def test_evaluate_refuses_bad_settings_before_any_work(tiny_llama_dir):
-    from hfcompress.bench import evaluate
+    import hfcompress as hfc
+    from hfcompress.bench import EvalSettings
 
     with pytest.raises(HFCompressError, match="stride"):
-        evaluate(object(), context=128, stride=256)
+        EvalSettings(context=128, stride=256)
     with pytest.raises(HFCompressError, match="max_tokens"):
-        evaluate(object(), max_tokens=1)
+        EvalSettings(max_tokens=1)
+    cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir))
+    with pytest.raises(HFCompressError, match="unknown evaluation setting 'max_token'"):
+        cm.evaluate(max_token=2048)
 
 
 def test_public_eval_sets_are_skipped_with_the_reason_when_offline(tiny_llama_dir, monkeypatch):
     import hfcompress as hfc
-    from hfcompress.bench import evaluate
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir))
-    res = evaluate(cm, base=False, eval_data=["default", "wikitext2"], speed=False, generations=False,
+    res = cm.evaluate(base=False, eval_data=["default", "wikitext2"], speed=False, generations=False,
                    **{k: v for k, v in FAST.items() if k in ("max_tokens", "context", "stride", "progress")})
     assert "perplexity" in res.metrics and "perplexity/wikitext2" not in res.metrics
     assert res.skipped[0]["metric"] == "perplexity/wikitext2" and "offline" in res.skipped[0]["reason"]
@@ -201,14 +204,13 @@ def test_an_in_memory_variant_is_measured_as_saved_and_reloaded(tiny_llama_dir):
     import hfcompress as hfc
     from transformers import AutoModelForCausalLM
 
-    from hfcompress.bench import evaluate
     from hfcompress.bench.perplexity import perplexity
     from hfcompress.data import evaluation_token_ids
 
     texts = ["The quick brown fox jumps over the lazy dog. " * 8, "Paris is the capital of France. " * 8]
     cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.RTNConfig(bits=8), calibration=texts,
                                              num_samples=2, seq_len=32)
-    res = evaluate(cm, base=False, **FAST)
+    res = cm.evaluate(base=False, **FAST)
     m = res.metrics
     assert res.settings["measured"] == "saved folder, reloaded"
     assert m["load_peak_memory"]["value"] >= 0 and m["size_on_disk"]["value"] > 0
@@ -223,6 +225,6 @@ def test_an_in_memory_variant_is_measured_as_saved_and_reloaded(tiny_llama_dir):
         expected = perplexity(reloaded, ids, context=FAST["context"], stride=FAST["stride"])
     assert m["perplexity"]["value"] == pytest.approx(expected, rel=1e-5)
 
-    in_memory = evaluate(cm, base=False, reload=False, speed=False, generations=False,
+    in_memory = cm.evaluate(base=False, reload=False, speed=False, generations=False,
                          **{k: v for k, v in FAST.items() if k in ("max_tokens", "context", "stride", "progress")})
     assert in_memory.settings["measured"] == "in-memory model" and "load_peak_memory" not in in_memory.metrics

@@ -9,12 +9,12 @@ pytestmark = pytest.mark.slow
 
 def test_rtn_int8_of_smollm2_is_measured_against_its_base(tmp_path):
     import hfcompress as hfc
-    from hfcompress.bench import load_results, write_results
+    from hfcompress.bench import EvalSettings, evaluate, load_results, write_results
 
     cm = hfc.CompressedModel.from_pretrained(None, recipe=hfc.RTNConfig(bits=8))
     folder = cm.save_pretrained(tmp_path / "SmolLM2-135M-Instruct-rtn-int8", card=False)
-    res = cm.evaluate(saved_dir=folder, max_tokens=1024, context=512, stride=256, speed_runs=2, new_tokens=8,
-                      prompt_tokens=32, max_new_tokens=16, progress=False)
+    settings = EvalSettings(max_tokens=1024, context=512, stride=256, speed_runs=2, new_tokens=8, prompt_tokens=32, max_new_tokens=16)
+    res = evaluate(folder, settings, progress=False)
     print(res.table())  # timings and memory: reported, not asserted
     m = res.metrics
     assert res.base_model["model_id"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -35,7 +35,6 @@ def test_lm_eval_task_metrics_and_stderr_land_in_results(tiny_llama_dir, tmp_pat
 
     pytest.importorskip("lm_eval")
     import hfcompress as hfc
-    from hfcompress.bench import evaluate
 
     rows = [{"question": f"Question {i}: which colour is the sky?", "choices": ["blue", "green", "red"], "answer": i % 3} for i in range(6)]
     (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -46,7 +45,7 @@ def test_lm_eval_task_metrics_and_stderr_land_in_results(tiny_llama_dir, tmp_pat
         "metric_list:\n  - metric: acc\n    aggregation: mean\n    higher_is_better: true\n"
     )
     cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir))
-    res = evaluate(cm, base=False, max_tokens=64, context=32, stride=16, speed=False, generations=False, progress=False,
+    res = cm.evaluate(base=False, max_tokens=64, context=32, stride=16, speed=False, generations=False, progress=False,
                    lm_eval_tasks=["hfc_tiny_mc", "surely_not_a_task"], lm_eval_include_path=tmp_path)
     acc = res.metrics["lm_eval/hfc_tiny_mc/acc"]
     assert 0.0 <= acc["value"] <= 1.0 and acc["stderr"] > 0 and acc["higher_is_better"] is True and acc["samples"] == 6

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 import hfcompress as hfc
-from hfcompress.card import build_model_card, card_context, eval_result_entries, rewrite_model_card, validate_card_text
+from hfcompress.publish import build_model_card, card_context, eval_result_entries, rewrite_model_card, validate_card_text
 from hfcompress.cli import main
 from hfcompress.errors import HFCompressError
 
@@ -252,7 +252,7 @@ def test_benchmark_eval_sets_name_their_hub_datasets():
 
 
 def test_batched_decode_of_any_batch_size_is_labelled_and_follows_batch_1():
-    from hfcompress.card import _metric_rows
+    from hfcompress.publish.card_data import _metric_rows
 
     metrics = {name: {"value": 1.0, "unit": "tokens/s"} for name in
                ("peak_memory", "decode_tokens_per_s_batch4", "decode_tokens_per_s", "perplexity")}

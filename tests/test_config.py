@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 
 import hfcompress as hfc
-from hfcompress.config import CompressionConfig, as_recipe, config_kinds, load_grid, resolve_group_size
+from hfcompress.config import CompressionConfig, config_kinds
+from hfcompress.grid import load_grid
+from hfcompress.methods.layers import resolve_group_size
+from hfcompress.recipe import as_recipe
 
 
 ALL_CONFIGS = [

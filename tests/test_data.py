@@ -71,6 +71,6 @@ def test_cli_names_the_extra_when_an_optional_package_is_missing(monkeypatch, ca
     def needs_gradio(args):
         raise ModuleNotFoundError("No module named 'gradio'", name="gradio")
 
-    monkeypatch.setitem(cli._COMMANDS, "space", needs_gradio)
+    monkeypatch.setitem(cli.COMMANDS, "space", needs_gradio)
     assert cli.main(["space"]) == 2
     assert "pip install 'hfcompress[space]'" in capsys.readouterr().err

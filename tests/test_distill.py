@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import hfcompress as hfc
-from hfcompress.distill.losses import distillation_loss, divergence
-from hfcompress.distill.models import evenly_spaced, smaller_student
+from hfcompress.methods.distill.losses import distillation_loss, divergence
+from hfcompress.methods.distill.models import evenly_spaced, smaller_student
 from hfcompress.errors import HFCompressError
 
-from conftest import build_tiny_llama
+from hfcompress.testing import build_tiny_model
 
 TEXTS = [
     "The quick brown fox jumps over the lazy dog. " * 4,
@@ -29,7 +29,7 @@ def teacher_dir(tmp_path_factory) -> Path:
     """A tiny teacher with peaked next-token distributions (a random init is near uniform, nothing to learn)."""
     from transformers import AutoModelForCausalLM
 
-    folder = build_tiny_llama(tmp_path_factory.mktemp("teacher") / "teacher", layers=3, seed=0)
+    folder = build_tiny_model(tmp_path_factory.mktemp("teacher") / "teacher", layers=3, seed=0)
     model = AutoModelForCausalLM.from_pretrained(folder)
     with torch.no_grad():
         model.lm_head.weight.mul_(30.0)
@@ -40,7 +40,7 @@ def teacher_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def student_dir(tmp_path_factory) -> Path:
     """Another random tiny Llama with the same tokenizer (a student that starts far from the teacher)."""
-    return build_tiny_llama(tmp_path_factory.mktemp("student") / "student", layers=2, seed=1)
+    return build_tiny_model(tmp_path_factory.mktemp("student") / "student", layers=2, seed=1)
 
 
 def _config(**kw) -> hfc.DistillConfig:
@@ -107,7 +107,7 @@ def test_distillation_lowers_loss_and_kl_and_saves_for_plain_transformers(teache
 
 
 def test_interrupted_run_resumes_where_it_stopped(teacher_dir, student_dir, monkeypatch):
-    import hfcompress.distill.trainer as trainer_module
+    import hfcompress.methods.distill.trainer as trainer_module
 
     config = _config(teacher=str(teacher_dir), steps=6, save_every=3, eval_every=0)
     straight = hfc.CompressedModel.from_pretrained(str(student_dir), recipe=config)
@@ -173,7 +173,7 @@ def test_self_distillation_of_a_smaller_copy_and_synthetic_data_cache(teacher_di
 
 
 def test_task_specific_pairs_mask_the_prompt(teacher_dir, student_dir):
-    from hfcompress.distill.data import encode_pair
+    from hfcompress.methods.distill.data import encode_pair
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(teacher_dir)
@@ -190,7 +190,7 @@ def test_task_specific_pairs_mask_the_prompt(teacher_dir, student_dir):
 
 
 def test_mismatched_tokenizers_fail_before_training(student_dir, tmp_path):
-    other = build_tiny_llama(tmp_path / "other-vocab", vocab=200, seed=2)
+    other = build_tiny_model(tmp_path / "other-vocab", vocab=200, seed=2)
     with pytest.raises(HFCompressError, match="different tokenizers: vocabulary sizes differ"):
         hfc.CompressedModel.from_pretrained(str(student_dir), recipe=_config(teacher=str(other)))
 

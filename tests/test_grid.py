@@ -9,10 +9,10 @@ import torch
 
 from hfcompress.config import CompressionConfig, register_config
 from hfcompress.errors import HFCompressError
-from hfcompress.methods.registry import CompressionAdapter, register_adapter
+from hfcompress.methods.registry import CompressionAdapter, StepResult, register_adapter
 
 EVAL = dict(max_tokens=128, context=64, stride=32, speed_runs=1, warmup=0, prompt_tokens=8, new_tokens=2, batch_size=2,
-            prompts=["Hello"], max_new_tokens=3, progress=False)
+            prompts=["Hello"], max_new_tokens=3)
 CALLS: list[float] = []
 
 
@@ -35,14 +35,14 @@ class ShrinkAdapter(CompressionAdapter):
     name = "test-torch"
     methods = ("test_shrink",)
 
-    def compress(self, model, tokenizer, config, calibration):
+    def compress(self, model, tokenizer, config, context):
         CALLS.append(config.factor)
         with torch.no_grad():
             for name, module in model.named_modules():
                 if isinstance(module, torch.nn.Linear) and ".layers." in name:
                     module.weight.mul_(config.factor)
                     module.weight[:, :: max(int(1 / (1 - config.factor)), 2)] = 0
-        return model, {"factor": config.factor}
+        return StepResult(model, {"factor": config.factor})
 
 
 @register_adapter
@@ -69,21 +69,21 @@ def _pixels_like(png, rgb, tolerance=0.08) -> int:
 
 def test_interrupted_grid_resumes_without_recomputing_finished_variants(tiny_llama_dir, tmp_path, monkeypatch):
     import hfcompress as hfc
-    import hfcompress.bench.benchmark as bench_evaluate
+    import hfcompress.grid as grid_module
     from hfcompress.bench import load_results
 
     out = tmp_path / "runs"
-    real = bench_evaluate.evaluate
+    real = grid_module.evaluate
     seen: list[str] = []
 
-    def interrupt_second(cm, **kw):
+    def interrupt_second(target, settings, **kw):
         seen.append(kw["name"])
         if len(seen) == 2:
             raise KeyboardInterrupt  # the user pressed Ctrl-C while the second variant was being measured
-        return real(cm, **kw)
+        return real(target, settings, **kw)
 
     CALLS.clear()
-    monkeypatch.setattr(bench_evaluate, "evaluate", interrupt_second)
+    monkeypatch.setattr(grid_module, "evaluate", interrupt_second)
     with pytest.raises(KeyboardInterrupt):
         hfc.run_grid(_grid(), str(tiny_llama_dir), out, evaluate_kwargs=EVAL)
     finished = out / "shrink-90" / "results.json"
@@ -93,7 +93,7 @@ def test_interrupted_grid_resumes_without_recomputing_finished_variants(tiny_lla
     assert CALLS == [0.9, 0.5]
     stamp = finished.stat().st_mtime_ns
 
-    monkeypatch.setattr(bench_evaluate, "evaluate", real)
+    monkeypatch.setattr(grid_module, "evaluate", real)
     result = hfc.run_grid(_grid(), str(tiny_llama_dir), out, evaluate_kwargs=EVAL)
     assert CALLS == [0.9, 0.5, 0.5]  # only the unfinished variant was compressed again
     assert finished.stat().st_mtime_ns == stamp
@@ -139,11 +139,12 @@ def test_grid_measures_the_base_once(tiny_llama_dir, tmp_path, monkeypatch):
     import hfcompress.bench.benchmark as bench_evaluate
 
     loads: list = []
-    real_load = bench_evaluate._load
-    monkeypatch.setattr(bench_evaluate, "_load", lambda where: loads.append(where) or real_load(where))
+    real_load = bench_evaluate.load_model
+    monkeypatch.setattr(bench_evaluate, "load_model", lambda where, **kw: loads.append(str(where)) or real_load(where, **kw))
     grid = {"variants": {"a": [ShrinkConfig(0.9)], "b": [ShrinkConfig(0.8)]}}
     result = hfc.run_grid(grid, str(tiny_llama_dir), tmp_path / "g", evaluate_kwargs={**EVAL, "speed": False})
-    assert result.computed == ["a", "b"] and len(loads) == 1
+    # Each variant is loaded once from its saved folder; the base once for the whole grid.
+    assert result.computed == ["a", "b"] and loads.count(str(tiny_llama_dir)) == 1 and len(loads) == 3
     assert result.results[0]["metrics"]["perplexity"]["base"] == result.results[1]["metrics"]["perplexity"]["base"]
 
 

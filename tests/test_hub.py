@@ -16,7 +16,7 @@ import pytest
 import hfcompress as hfc
 from hfcompress.cli import main
 from hfcompress.errors import HFCompressError
-from hfcompress.hub import NO_TOKEN_MESSAGE, public_text, push_folder, push_grid, variant_repo_id
+from hfcompress.publish.hub import NO_TOKEN_MESSAGE, public_text, push_folder, push_grid, variant_repo_id
 from hub_server import HubServer
 
 SMOLLM2 = {"kind": "embedded", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct", "revision": None, "path": None,

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import hfcompress as hfc
-from hfcompress.config import target_linear_layers
+from hfcompress.methods.layers import target_linear_layers
 from hfcompress.errors import HFCompressError
 from hfcompress.methods.pruning import magnitude_mask, nm_violations
 
-from conftest import build_tiny_llama
+from hfcompress.testing import build_tiny_model
 
 
 def _logits(model, ids):
@@ -140,7 +140,7 @@ def test_bad_sparsity_is_a_clear_error():
 
 
 def test_2of4_on_width_not_divisible_by_4_is_a_clear_error(tmp_path):
-    folder = build_tiny_llama(tmp_path / "odd", hidden=62, intermediate=126, heads=2, kv_heads=1)
+    folder = build_tiny_model(tmp_path / "odd", hidden=62, intermediate=126, heads=2, kv_heads=1)
     with pytest.raises(HFCompressError, match="divisible by 4.*width 62"):
         hfc.CompressedModel.from_pretrained(folder, recipe=hfc.PruneConfig(method="magnitude", pattern="2:4"))
 

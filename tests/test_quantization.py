@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import hfcompress as hfc
-from conftest import build_tiny_llama
+from hfcompress.testing import build_tiny_model
 from hfcompress.errors import BackendUnavailableError, HFCompressError
 
 TEXTS = [
@@ -48,7 +48,7 @@ _BUILT: dict[str, tuple] = {}
 def _variant(name: str, tmp_path_factory) -> tuple:
     """(name, compressed model, its logits on IDS, saved folder), built once per session per method."""
     if "_tiny" not in _BUILT:
-        _BUILT["_tiny"] = build_tiny_llama(tmp_path_factory.mktemp("tiny-q") / "tiny")
+        _BUILT["_tiny"] = build_tiny_model(tmp_path_factory.mktemp("tiny-q") / "tiny")
     if name not in _BUILT:
         config, _, _ = METHODS[name]
         cm = _compress(_BUILT["_tiny"], config)
@@ -274,7 +274,7 @@ def test_existing_folder_is_not_overwritten(tmp_path_factory, tmp_path):
 
 
 def test_gptqmodel_temp_paths_are_scrubbed(tmp_path):
-    from hfcompress.methods.gptqmodel import scrub_temp_paths
+    from hfcompress.methods.quantization.gptqmodel import scrub_temp_paths
 
     config = {
         "model_type": "llama",
@@ -290,7 +290,7 @@ def test_gptqmodel_temp_paths_are_scrubbed(tmp_path):
 
 def test_gptqmodel_quantize_config_translation():
     pytest.importorskip("gptqmodel")
-    from hfcompress.methods.gptqmodel import quantize_config
+    from hfcompress.methods.quantization.gptqmodel import quantize_config
 
     q = quantize_config(hfc.GPTQConfig(bits=4, group_size=64, actorder="static", dampening_frac=0.05), 64)
     assert (q.bits, q.group_size, q.sym, q.desc_act, q.damp_percent) == (4, 64, False, True, 0.05)
@@ -301,7 +301,7 @@ def test_gptqmodel_quantize_config_translation():
 def test_observer_setting_reaches_llmcompressor_and_rtn_with_imatrix_reads_calibration(tiny_llama_dir, tiny_texts):
     from transformers import AutoModelForCausalLM
 
-    from hfcompress.methods.llmcompressor import LLMCompressorQuantization
+    from hfcompress.methods.quantization.llmcompressor import LLMCompressorQuantization
 
     model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
     adapter = LLMCompressorQuantization()

@@ -66,7 +66,7 @@ def write_results(folder: Path, *, name: str, recipe: list[dict], base_model: di
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     if (folder / "hfcompress.json").is_file():  # the card shows the numbers, as after `hfcompress bench`
-        from hfcompress.card import write_model_card
+        from hfcompress.publish import write_model_card
 
         write_model_card(folder, manifest=json.loads((folder / "hfcompress.json").read_text()), results=results)
     return results
@@ -248,11 +248,12 @@ def test_table_base_first_with_ratios_filter_and_sort(runs_dir):
 
 
 def test_pareto_front_and_figures(runs_dir):
-    from hfcompress.space import find_variants, pareto_front, tradeoff_figure, variant_table
+    from hfcompress.bench.report import pareto_front
+    from hfcompress.space import find_variants, tradeoff_figure, variant_table
 
     assert pareto_front([(100, 10.0), (50, 12.0), (60, 13.0), (25, 20.0)]) == [3, 1, 0]
     # Speed: higher x is better.
-    assert pareto_front([(10, 5.0), (20, 6.0), (15, 7.0)], minimize_x=False) == [0, 1]
+    assert pareto_front([(10, 5.0), (20, 6.0), (15, 7.0)], maximize_x=True) == [0, 1]
     table = variant_table(find_variants(runs_dir))
     fig = tradeoff_figure(table, "decode tok/s", minimize_x=False)
     front = next(t for t in fig.data if t.name == "Pareto front")
@@ -423,7 +424,7 @@ def test_push_space_bundles_results_on_the_loopback_hub(runs_dir):
 
     assert meta["sdk_version"] == gradio.__version__
     assert b"hfcompress" in files["requirements.txt"]
-    from hfcompress.hub import public_text
+    from hfcompress.publish.hub import public_text
 
     assert files["results/tiny-rtn8/results.json"].decode() == public_text((runs_dir / "tiny-rtn8/results.json").read_text())
 

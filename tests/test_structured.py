@@ -10,7 +10,7 @@ import torch
 import hfcompress as hfc
 from hfcompress.errors import HFCompressError
 
-from conftest import build_tiny_llama
+from hfcompress.testing import build_tiny_model
 
 
 def _ids():
@@ -80,7 +80,7 @@ def test_neurons_shrink_intermediate_size(tiny_llama_dir, tiny_texts, tmp_path):
 
 
 def test_layers_removed_and_kv_cache_indices_fixed(tmp_path, tiny_texts):
-    folder = build_tiny_llama(tmp_path / "four", layers=4)
+    folder = build_tiny_model(tmp_path / "four", layers=4)
     base_params = _params(hfc.CompressedModel.from_pretrained(folder).model)
     cm = hfc.CompressedModel.from_pretrained(
         folder, recipe=hfc.StructuredPruneConfig(target="layers", count=2), calibration=tiny_texts, num_samples=4, seq_len=64,

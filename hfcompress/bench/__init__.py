@@ -1,12 +1,15 @@
-"""Benchmarks of a variant against its base: perplexity, speed, memory, size (see ``evaluate``).
+"""Benchmarks of a variant against its base: perplexity, agreement, speed, memory, size (see ``evaluate``).
+
+bench measures a model or a folder it is handed; it never compresses or saves (``CompressedModel.evaluate``
+saves an in-memory variant first, so it is measured as users load it).
 
 Example:
-    >>> from hfcompress.bench import evaluate, load_results
-    >>> res = evaluate(cm, max_tokens=2048)                 # doctest: +SKIP
-    >>> rows = load_results("runs/demo")                    # doctest: +SKIP
+    >>> from hfcompress.bench import EvalSettings
+    >>> EvalSettings(max_tokens=2048).stride
+    256
 """
 
-from .benchmark import evaluate
+from .benchmark import EvalSettings, Subject, evaluate, load_subject
 from .perplexity import negative_log_likelihood, perplexity
 from .results import (
     SCHEMA_VERSION,
@@ -20,6 +23,9 @@ from .results import (
 
 __all__ = [
     "evaluate",
+    "EvalSettings",
+    "Subject",
+    "load_subject",
     "BenchmarkResult",
     "perplexity",
     "negative_log_likelihood",

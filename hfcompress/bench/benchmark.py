@@ -6,27 +6,40 @@ and 8), memory (peak while generating, and while loading when the model is loade
 logical parameters, bits per weight, sparsity). The base model's numbers can be cached (``base_cache``) so
 a grid measures the base once.
 
+bench measures what it is handed: a saved variant folder (loaded here, as users load it) or a ``Subject``
+(a model in memory with what is known of it). Saving an in-memory variant to measure it as saved is the
+job of ``CompressedModel.evaluate``.
+
 Example:
-    >>> import hfcompress as hfc
-    >>> cm = hfc.CompressedModel.from_pretrained(None, recipe=hfc.RTNConfig(bits=8))     # doctest: +SKIP
-    >>> from hfcompress.bench import evaluate
-    >>> res = evaluate(cm, max_tokens=2048)                                                # doctest: +SKIP
-    >>> print(res.table())
+    >>> import tempfile
+    >>> from hfcompress.testing import build_tiny_model
+    >>> folder = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+    >>> settings = EvalSettings(eval_data=[["The quick brown fox jumps over the lazy dog. " * 20]], max_tokens=256,
+    ...                         context=64, stride=32, speed=False, generations=False)
+    >>> res = evaluate(folder, settings, base=False)
+    >>> res.metrics["perplexity"]["unit"], res.metrics["perplexity"]["scored_tokens"]
+    ('ppl', 255)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import gc
 import json
 import logging
 import os
-import shlex
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+from ..artifacts import MANIFEST_NAME, bench_command, compress_command, read_manifest
+from ..data import evaluation_token_ids
+from ..environment import environment_info
 from ..errors import HFCompressError
+from ..loading import ModelSource, hub_reachable, load_model
+from ..methods.registry import recipe_quantizes
 from .memory import MB, PeakMemory, model_bytes
 from .perplexity import score_windows
 from .quality import DEFAULT_PROMPTS, check_lm_eval, greedy_generations, lm_eval_metrics
@@ -36,7 +49,163 @@ from .speed import measure_speed
 
 logger = logging.getLogger(__name__)
 
-# Public evaluation sets reachable through `datasets` (when the Hub is reachable): name -> how to read it.
+
+@dataclass
+class EvalSettings:
+    """How a variant and its base are measured; recorded in results.json (``settings``) and the reproduce command.
+
+    Attributes:
+        eval_data: ``"default"`` (held-out offline Wikipedia text), ``"wikitext2"``, ``"c4"`` (through datasets,
+            when the Hub is reachable; skipped with the reason otherwise), a text file, a list of strings in a
+            list (``[["text", ...]]``), or a list of those. The first set gives ``perplexity``; the others
+            ``perplexity/<name>``.
+        max_tokens, context, stride: evaluation tokens per set and the sliding window.
+        speed: time prefill/decode (batch 1 and ``batch_size``), ``speed_runs`` runs after ``warmup``, prompts of
+            ``prompt_tokens`` and ``new_tokens`` generated.
+        generations: greedy answers to ``prompts`` (``max_new_tokens`` each), kept for the card and Space.
+        lm_eval_tasks: lm-evaluation-harness tasks (e.g. ``["arc_easy"]``), needs ``hfcompress[eval]``;
+            ``lm_eval_limit`` samples per task, ``lm_eval_fewshot`` shots, ``lm_eval_include_path`` a folder of
+            your own task YAML files.
+
+    Example:
+        >>> EvalSettings.from_dict({"max_tokens": 2048, "speed_runs": 3}).max_tokens
+        2048
+        >>> EvalSettings.from_dict({"max_token": 2048})
+        Traceback (most recent call last):
+        hfcompress.errors.HFCompressError: unknown evaluation setting 'max_token'; valid: batch_size, context, eval_data, generations, lm_eval_fewshot, lm_eval_include_path, lm_eval_limit, lm_eval_tasks, max_new_tokens, max_tokens, new_tokens, prompt_tokens, prompts, speed, speed_runs, stride, warmup
+    """
+
+    eval_data: Any = "default"
+    max_tokens: int = 4096
+    context: int = 512
+    stride: int = 256
+    speed: bool = True
+    generations: bool = True
+    lm_eval_tasks: Sequence[str] = ()
+    lm_eval_limit: int | float | None = None
+    lm_eval_fewshot: int | None = None
+    lm_eval_include_path: str | None = None
+    prompts: Sequence[str] = DEFAULT_PROMPTS
+    max_new_tokens: int = 32
+    speed_runs: int = 5
+    warmup: int = 1
+    prompt_tokens: int = 128
+    new_tokens: int = 32
+    batch_size: int = 8
+
+    def __post_init__(self) -> None:
+        self.lm_eval_tasks = [t for t in (self.lm_eval_tasks or []) if t]
+        self.prompts = list(self.prompts)
+        if self.lm_eval_include_path is not None:
+            self.lm_eval_include_path = str(self.lm_eval_include_path)
+        for name in ("max_tokens", "context", "stride", "speed_runs", "prompt_tokens", "new_tokens", "batch_size", "max_new_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise HFCompressError(f"{name}={value!r} must be an integer")
+        if self.max_tokens < 2:
+            raise HFCompressError(f"max_tokens={self.max_tokens} is too small; use at least 2 (e.g. 4096)")
+        if not (0 < self.stride <= self.context):
+            raise HFCompressError(f"need 0 < stride <= context, got stride={self.stride}, context={self.context}; e.g. context=512, stride=256")
+        if self.speed and (self.speed_runs < 1 or self.prompt_tokens < 1 or self.new_tokens < 1 or self.batch_size < 1):
+            raise HFCompressError("speed_runs, prompt_tokens, new_tokens and batch_size must be positive integers")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise HFCompressError(f"warmup={self.warmup!r} must be 0 or a positive integer")
+        if not self.data_sets():
+            raise HFCompressError("eval_data is empty; use 'default', 'wikitext2', 'c4' or a text file")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "EvalSettings":
+        """Settings from a mapping (a grid's ``evaluate:``, CLI flags); an unknown key is a one-line error."""
+        data = dict(data or {})
+        names = sorted(f.name for f in dataclasses.fields(cls))
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise HFCompressError(f"unknown evaluation setting {', '.join(map(repr, unknown))}; valid: {', '.join(names)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> "EvalSettings":
+        """A copy with ``changes`` applied (unknown names are a one-line error)."""
+        return EvalSettings.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every setting as a plain dict."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def data_sets(self) -> list[Any]:
+        """The evaluation sets: ``eval_data`` as a list."""
+        data = self.eval_data
+        return [data] if isinstance(data, (str, os.PathLike)) or data is None else list(data)
+
+
+@dataclass
+class Subject:
+    """A model to measure and what is known of it (what a saved variant's manifest says).
+
+    Attributes:
+        model, tokenizer: the model as it will be measured.
+        source: where its base model came from (reloaded to measure the base).
+        recipe: the recipe as ``[{kind, ...}]`` dicts (empty for a base model).
+        manifest: the hfcompress.json content, when known.
+        folder: the saved folder (for size on disk), None for a model only in memory.
+        save: writes the model into a folder in its real format (size of an in-memory model); optional.
+        load_peak: memory measured while loading it, when it was loaded here.
+    """
+
+    model: Any
+    tokenizer: Any
+    source: ModelSource
+    recipe: list[dict[str, Any]] = field(default_factory=list)
+    manifest: dict[str, Any] = field(default_factory=dict)
+    folder: Path | None = None
+    save: Callable[[Path], Path] | None = None
+    load_peak: PeakMemory | None = None
+
+    @property
+    def seed(self) -> int:
+        return int(self.manifest.get("seed") or 0)
+
+    @property
+    def calibration(self) -> dict[str, Any] | None:
+        return self.manifest.get("calibration")
+
+    @property
+    def save_format(self) -> str:
+        return self.manifest.get("format") or "safetensors"
+
+    @property
+    def compress_seconds(self) -> float | None:
+        steps = self.manifest.get("steps") or []
+        if steps and all(isinstance(s.get("seconds"), (int, float)) for s in steps):
+            return float(sum(s["seconds"] for s in steps))
+        return None
+
+
+def load_subject(where: str | os.PathLike) -> Subject:
+    """Load a saved variant folder (or any model folder or Hub id) to be measured, as users load it.
+
+    A folder of ours brings its manifest (recipe, base model, how it loads); any other model is measured as it is.
+
+    Example:
+        >>> import tempfile
+        >>> from hfcompress.testing import build_tiny_model
+        >>> load_subject(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")).recipe
+        []
+    """
+    folder = Path(where).expanduser()
+    manifest = read_manifest(folder) if (folder / MANIFEST_NAME).is_file() else {}
+    if folder.exists() and not folder.is_dir():
+        raise HFCompressError(f"{str(folder)!r} is a file; pass a saved variant folder or a model id")
+    if folder.is_dir() and not (folder / "config.json").is_file() and not manifest:
+        raise HFCompressError(f"{str(folder)!r} is not a model folder (no config.json); pass a saved variant or a model id")
+    trust = bool((manifest.get("load") or {}).get("trust_remote_code", False))
+    with PeakMemory() as peak:
+        loaded = load_model(str(folder) if folder.exists() else str(where), trust_remote_code=trust)
+    source = ModelSource.from_dict(manifest.get("base_model")) or loaded.source
+    recipe = [dict(step) for step in manifest.get("recipe") or [] if isinstance(step, dict)]
+    return Subject(loaded.model, loaded.tokenizer, source, recipe, manifest,
+                   folder=folder if folder.is_dir() else None, load_peak=peak)
+
+
 PUBLIC_EVAL_SETS = {
     "wikitext2": {"path": "wikitext", "name": "wikitext-2-raw-v1", "split": "test", "join": "\n\n",
                   "description": "WikiText-2 raw, test split"},
@@ -49,13 +218,9 @@ def eval_token_ids(spec: Any, tokenizer: Any, *, max_tokens: int) -> tuple[Any, 
     """Token ids (1-D) and a description for one evaluation set: ``"default"``, ``"wikitext2"``, ``"c4"``,
     a text file, a list of strings or a ``datasets`` id. Public sets raise HFCompressError when unreachable.
 
-    Example:
-        >>> ids, what = eval_token_ids("default", tok, max_tokens=2048)           # doctest: +SKIP
     """
     import torch
 
-    from ..data import evaluation_token_ids
-    from ..loading import hub_reachable
 
     if isinstance(spec, str) and spec in PUBLIC_EVAL_SETS:
         info = PUBLIC_EVAL_SETS[spec]
@@ -87,23 +252,6 @@ def _ratio(value: Any, base: Any) -> float | None:
     return None
 
 
-def _load(where: Any) -> Any:
-    from ..loading import load_model
-
-    with PeakMemory() as peak:
-        loaded = load_model(where)
-    return loaded, peak
-
-
-def _source_arg(source: Any) -> Any:
-    """What to pass to ``load_model`` to get the base model back from a ModelSource."""
-    if source.kind == "embedded":
-        return None
-    if source.kind == "gguf" and source.path and source.gguf_file:
-        return str(Path(source.path) / source.gguf_file)
-    if source.kind == "folder":
-        return source.path or source.model_id
-    return source.model_id
 
 
 def _size_metrics(folder: Path | None, model: Any) -> dict[str, dict[str, Any]]:
@@ -208,173 +356,67 @@ def _agreement(variant: dict[str, Any], base: dict[str, Any], key: str) -> dict[
             "note": "share of positions where the greedy next token equals the base model's"}
 
 
-def _reproduce(cm: Any, name: str, opts: dict[str, Any], eval_data: Sequence[Any]) -> str:
-    source = cm.source
-    model_arg = "" if source.kind == "embedded" else shlex.quote(str(source.model_id)) + " "
-    bench = [f"hfcompress bench {shlex.quote(name)}", f"--max-tokens {opts['max_tokens']}", f"--context {opts['context']}",
-             f"--stride {opts['stride']}"]
-    if [str(d) for d in eval_data] != ["default"]:
-        bench.append("--eval-data " + shlex.quote(",".join(str(d) for d in eval_data)))
-    if not opts["speed"]:
-        bench.append("--no-speed")
-    if opts["lm_eval_tasks"]:
-        bench.append("--tasks " + ",".join(opts["lm_eval_tasks"]))
-        if opts["lm_eval_limit"]:
-            bench.append(f"--limit {opts['lm_eval_limit']}")
-    bench_cmd = " ".join(bench)
-    if not cm.recipe:
-        return bench_cmd
-    calib = cm.calibration or {}
-    compress = (f"hfcompress compress {model_arg}--recipe {shlex.quote(name)}/recipe.yaml -o {shlex.quote(name)}-redo "
-                f"--seed {cm.seed}")
-    if calib:
-        compress += f" --num-samples {calib.get('num_samples', 128)} --seq-len {calib.get('seq_len', 512)}"
-        if calib.get("source") not in (None, "default", "list"):
-            compress += f" --calibration {shlex.quote(str(calib['source']))}"
-    return f"{compress} && {bench_cmd.replace(shlex.quote(name), shlex.quote(name) + '-redo', 1)}"
 
 
-def base_cache_key(cm: Any, opts: dict[str, Any], eval_data: Sequence[Any], base: Any = True) -> str:
-    """The key under which a base model's measurements are cached: base id + data + settings + device.
+def reproduce_command(subject: Subject, name: str, settings: EvalSettings) -> str:
+    """The command recorded in results.json to redo this result: a compress (for a variant) and a bench."""
+    options = {**settings.to_dict()}
+    bench = bench_command(name, options, settings.data_sets())
+    if not subject.recipe:
+        return bench
+    redo = f"{name}-redo"
+    compress = compress_command(subject.source.to_dict(), redo, recipe_file=f"{name}/recipe.yaml", seed=subject.seed,
+                                calibration=subject.calibration, public=False)
+    return f"{compress} && {bench_command(redo, options, settings.data_sets())}"
 
-    Example:
-        >>> base_cache_key(cm, opts, ["default"])[:20]                 # doctest: +SKIP
-    """
+
+def base_cache_key(subject: Subject, settings: EvalSettings, base: Any = True) -> str:
+    """The key under which a base model's measurements are cached: base id + data + settings + device."""
     import torch
 
-    if base is True or not hasattr(base, "source"):
-        src = cm.source if base is True else None
-        ident = {"model_id": src.model_id, "revision": src.revision, "kind": src.kind} if src else {"model_id": str(base)}
-    else:
+    if base is True:
+        src = subject.source
+        ident: dict[str, Any] = {"model_id": src.model_id, "revision": src.revision, "kind": src.kind}
+    elif isinstance(base, Subject):
         ident = {"model_id": base.source.model_id, "revision": base.source.revision, "kind": base.source.kind,
-                 "recipe": [step.describe() for step in getattr(base, "recipe", [])]}
-    key = {**ident, "eval_data": [str(d) for d in eval_data],
-           "device": "cuda" if torch.cuda.is_available() else "cpu",
-           **{k: v for k, v in opts.items() if k not in ("progress",)}}
+                 "recipe": base.recipe}
+    else:
+        ident = {"model_id": str(base)}
+    options = {k: v for k, v in settings.to_dict().items() if k != "eval_data"}
+    key = {**ident, "eval_data": [str(d) for d in settings.data_sets()], "device": "cuda" if torch.cuda.is_available() else "cpu",
+           **options, "seed": subject.seed}
     return json.dumps(key, sort_keys=True, default=str)
 
 
 def evaluate(
-    cm: Any,
+    target: Subject | str | os.PathLike,
+    settings: EvalSettings | None = None,
     *,
-    eval_data: str | Sequence[Any] = "default",
-    max_tokens: int = 4096,
-    context: int = 512,
-    stride: int = 256,
-    speed: bool = True,
-    generations: bool = True,
-    lm_eval_tasks: Sequence[str] | None = None,
-    lm_eval_limit: int | float | None = None,
-    lm_eval_fewshot: int | None = None,
-    lm_eval_include_path: str | os.PathLike | None = None,
     base: Any = True,
     base_cache: dict[str, Any] | None = None,
-    saved_dir: str | os.PathLike | None = None,
     name: str | None = None,
-    prompts: Sequence[str] = DEFAULT_PROMPTS,
-    max_new_tokens: int = 32,
-    speed_runs: int = 5,
-    warmup: int = 1,
-    prompt_tokens: int = 128,
-    new_tokens: int = 32,
-    batch_size: int = 8,
     reproduce: str | None = None,
-    reload: bool = True,
     progress: bool = True,
 ) -> BenchmarkResult:
-    """Benchmark ``cm`` (a CompressedModel or a saved variant folder) against its base model.
+    """Benchmark ``target`` (a saved variant folder, a model id, or a ``Subject``) against its base model.
 
     Args:
-        cm: the variant; a path is loaded with ``CompressedModel.from_pretrained`` (its loading memory is measured).
-        eval_data: ``"default"`` (held-out offline Wikipedia text), ``"wikitext2"``, ``"c4"`` (through datasets, when
-            the Hub is reachable; skipped with the reason otherwise), a text file, a list of strings in a list (``[["text", ...]]``), or a list of those. The first
-            set gives ``perplexity``; the others ``perplexity/<name>``.
-        max_tokens, context, stride: evaluation tokens per set and the sliding window.
-        speed: time prefill/decode (batch 1 and ``batch_size``), ``speed_runs`` runs after ``warmup``.
-        generations: greedy answers to ``prompts`` (``max_new_tokens`` each), kept for the card and Space.
-        lm_eval_tasks: lm-evaluation-harness tasks (e.g. ``["arc_easy", "hellaswag"]``), needs ``hfcompress[eval]``;
-            ``lm_eval_limit`` samples per task, ``lm_eval_fewshot`` shots, ``lm_eval_include_path`` a folder of
-            your own task YAML files.
-        base: True = reload the base from ``cm.source``; False = no base; a CompressedModel or a path = that model.
+        target: a folder is loaded here (its loading memory is measured); a ``Subject`` is measured as it is.
+        settings: what to measure and on which data (``EvalSettings()`` if None).
+        base: True = reload the base from the recorded source; False = no base; a ``Subject`` or a path = that model.
         base_cache: a dict where the base's measurements are kept by key (base id + data + settings), so a grid
             measures the base once.
-        saved_dir: the folder the variant is saved in (for size on disk); without it a temp save is measured.
         name: the variant's name in results (default: the folder name or a name built from the recipe).
         reproduce: the command recorded to redo this result (default: a compress + bench command).
-        reload: measure an in-memory variant that has no saved folder by saving it to a temp folder and
-            loading that back, as users will (default). In memory, RTN and AWQ may still round inside every
-            forward and llm-compressor may leave the model offloaded, which makes speed and memory dishonest.
-            The reload holds a second copy of the model in memory; ``reload=False`` measures the in-memory
-            model instead and says so in ``settings.measured``.
-
-    Example:
-        >>> res = evaluate(cm, max_tokens=2048, speed_runs=3)                      # doctest: +SKIP
-        >>> res.metrics["perplexity"]["value"], res.metrics["perplexity"]["base"]
-        (13.1, 11.7)
     """
-    arguments = {k: v for k, v in locals().items() if k != "cm"}
+    settings = settings or EvalSettings()
+    check_lm_eval(settings.lm_eval_tasks)
+    subject = target if isinstance(target, Subject) else load_subject(target)
+    opts = {**{k: v for k, v in settings.to_dict().items() if k != "eval_data"}, "seed": subject.seed}
+    eval_sets, skipped = _evaluation_sets(settings, subject.tokenizer)
+    name = name or (subject.folder.name if subject.folder else None) or _default_name(subject)
+
     from tqdm.auto import tqdm
-
-    from .. import __version__  # noqa: F401  (results record it through BenchmarkResult)
-    from ..api import CompressedModel
-    from ..config import QUANTIZATION_KINDS, recipe_to_dicts
-    from ..environment import environment_info
-
-    # -- check the input before any long work ------------------------------------------------------
-    if max_tokens < 2:
-        raise HFCompressError(f"max_tokens={max_tokens} is too small; use at least 2 (e.g. 4096)")
-    if not (0 < stride <= context):
-        raise HFCompressError(f"need 0 < stride <= context, got stride={stride}, context={context}; e.g. context=512, stride=256")
-    if speed and (speed_runs < 1 or prompt_tokens < 1 or new_tokens < 1 or batch_size < 1):
-        raise HFCompressError("speed_runs, prompt_tokens, new_tokens and batch_size must be positive integers")
-    lm_eval_tasks = [t for t in (lm_eval_tasks or []) if t]
-    check_lm_eval(lm_eval_tasks)
-    sets = [eval_data] if isinstance(eval_data, (str, os.PathLike)) or eval_data is None else list(eval_data)
-    if not sets:
-        raise HFCompressError("eval_data is empty; use 'default', 'wikitext2', 'c4' or a text file")
-
-    load_peak = None
-    if isinstance(cm, (str, os.PathLike)):
-        folder = Path(cm).expanduser()
-        with PeakMemory() as load_peak:
-            cm = CompressedModel.from_pretrained(folder)
-        saved_dir = saved_dir or folder
-    if not hasattr(cm, "model") or not hasattr(cm, "source"):
-        raise HFCompressError(f"evaluate() needs a CompressedModel or a saved variant folder, not {type(cm).__name__}")
-    variant_folder = Path(saved_dir) if saved_dir else _folder_of(cm.model)
-    if variant_folder is not None and not (variant_folder / "hfcompress.json").is_file() and cm.recipe:
-        variant_folder = None  # the model's folder is the base's, not a saved variant
-    if reload and variant_folder is None and cm.recipe and load_peak is None:
-        with tempfile.TemporaryDirectory(prefix="hfcompress-eval-") as tmp:
-            folder = cm.save_pretrained(Path(tmp) / "variant", card=False)
-            return evaluate(folder, **{**arguments, "name": name or _default_name(cm), "reload": False})
-
-    opts = {"max_tokens": max_tokens, "context": context, "stride": stride, "speed": speed, "generations": generations,
-            "lm_eval_tasks": lm_eval_tasks, "lm_eval_limit": lm_eval_limit, "lm_eval_fewshot": lm_eval_fewshot,
-            "lm_eval_include_path": str(lm_eval_include_path) if lm_eval_include_path else None, "prompts": list(prompts), "max_new_tokens": max_new_tokens, "speed_runs": speed_runs, "warmup": warmup,
-            "prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "batch_size": batch_size, "seed": cm.seed}
-
-    # -- evaluation text (tokenized once; the base shares the tokenizer family) -------------------------
-    eval_sets: list[tuple[str, Any, str]] = []
-    skipped: list[dict[str, str]] = []
-    for spec in sets:
-        key = spec if isinstance(spec, str) and len(spec) < 200 else "custom"
-        key = Path(key).stem if isinstance(key, str) and os.sep in key else key
-        try:
-            ids, description = eval_token_ids(spec, cm.tokenizer, max_tokens=max_tokens)
-        except HFCompressError as err:
-            if not eval_sets and spec is sets[-1]:
-                raise
-            skipped.append({"metric": f"perplexity/{key}", "reason": str(err)})
-            logger.warning("skipped perplexity on %s: %s", key, err)
-            continue
-        if ids.numel() < 2:
-            raise HFCompressError(f"evaluation text {key!r} has fewer than 2 tokens; pass more text")
-        eval_sets.append((str(key), ids, description))
-    if not eval_sets:
-        raise HFCompressError("no evaluation text could be read: " + "; ".join(s["reason"] for s in skipped))
-
-    name = name or (variant_folder.name if variant_folder else None) or _default_name(cm)
 
     stages = ["base", "variant", "compare"] if base is not False else ["variant", "compare"]
     bar = tqdm(stages, desc=f"benchmark {name}", unit="model", disable=not progress)
@@ -383,15 +425,15 @@ def evaluate(
     for stage in bar:
         bar.set_postfix_str(stage)
         if stage == "base":
-            base_meas = _measure_base(cm, base, base_cache, eval_sets, opts, eval_data=sets, progress=progress)
+            base_meas = _measure_base(subject, base, base_cache, eval_sets, settings, opts, progress=progress)
         elif stage == "variant":
             with tempfile.TemporaryDirectory(prefix="hfcompress-size-") as tmp:
-                folder = variant_folder
-                if folder is None:
-                    # No saved folder yet: measure size from a temp save in the variant's real format.
-                    folder = cm.save_pretrained(Path(tmp) / "variant", card=False)
-                variant_meas = _measure(cm.model, cm.tokenizer, eval_sets, opts, folder=folder, load_peak=load_peak,
-                                        progress=progress, label="variant")
+                folder = subject.folder
+                if folder is None and subject.save is not None:
+                    # No saved folder: measure size from a temp save in the variant's real format.
+                    folder = subject.save(Path(tmp) / "variant")
+                variant_meas = _measure(subject.model, subject.tokenizer, eval_sets, opts, folder=folder,
+                                        load_peak=subject.load_peak, progress=progress, label="variant")
 
     metrics = variant_meas["metrics"]
     if base_meas is not None:
@@ -407,64 +449,87 @@ def evaluate(
         agreement = _agreement(variant_meas, base_meas, eval_sets[0][0])
         if agreement:
             metrics["next_token_agreement"] = agreement
-    kinds = {step.kind for step in cm.recipe}
-    if "sparsity" in metrics and kinds & set(QUANTIZATION_KINDS) and "prune" not in kinds:
+    kinds = {step.get("kind") for step in subject.recipe}
+    if "sparsity" in metrics and recipe_quantizes(subject.recipe) and "prune" not in kinds:
         # 4-bit grids put a value on zero: those zeros are rounding, not pruning, and buy nothing.
         metrics["sparsity"]["note"] = "zeros from rounding to the quantization grid, not pruning"
-    seconds = _compress_seconds(cm)
+    seconds = subject.compress_seconds
     if seconds is not None:
         metrics["compress_time"] = {"value": seconds, "unit": "s", "higher_is_better": False, "note": "sum of recipe steps"}
 
     gens = []
     base_gens = (base_meas or {}).get("generations") or []
-    for i, prompt in enumerate(opts["prompts"] if generations else []):
+    for i, prompt in enumerate(settings.prompts if settings.generations else []):
         gens.append({"prompt": prompt, "variant": variant_meas["generations"][i],
                      "base": base_gens[i] if i < len(base_gens) else None})
-    manifest = cm.manifest() if hasattr(cm, "manifest") else {}
+    steps = subject.manifest.get("steps") or []
     return BenchmarkResult(
-        variant={"name": name, "recipe": recipe_to_dicts(cm.recipe), "format": cm.save_format,
-                 "steps": [{k: s.get(k) for k in ("kind", "backend", "seconds")} for s in manifest.get("steps", [])]},
-        base_model={k: getattr(cm.source, k, None) for k in ("model_id", "revision", "kind", "note")},
+        variant={"name": name, "recipe": list(subject.recipe), "format": subject.save_format,
+                 "steps": [{k: s.get(k) for k in ("kind", "backend", "seconds")} for s in steps]},
+        base_model={k: getattr(subject.source, k, None) for k in ("model_id", "revision", "kind", "note")},
         metrics=metrics,
         environment=environment_info(),
-        seed=int(cm.seed),
+        seed=subject.seed,
         data={"eval": {"sets": [{"name": k, "description": d, "tokens": int(i.numel())} for k, i, d in eval_sets],
-                       "max_tokens": max_tokens, "context": context, "stride": stride},
-              "calibration": cm.calibration},
-        reproduce=reproduce or _reproduce(cm, name, opts, sets),
+                       "max_tokens": settings.max_tokens, "context": settings.context, "stride": settings.stride},
+              "calibration": subject.calibration},
+        reproduce=reproduce or reproduce_command(subject, name, settings),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         generations=gens,
         skipped=skipped + variant_meas["skipped"] + [s for s in (base_meas or {}).get("skipped", []) if s not in variant_meas["skipped"]],
-        settings={k: v for k, v in opts.items() if k not in ("prompts",)} | {
+        settings={k: v for k, v in opts.items() if k != "prompts"} | {
             "base_measured": base_meas is not None,
-            "measured": "saved folder, reloaded" if load_peak is not None else "in-memory model"},
+            "measured": "saved folder, reloaded" if subject.load_peak is not None else "in-memory model"},
     )
 
 
-def _measure_base(cm: Any, base: Any, cache: dict[str, Any] | None, eval_sets: list, opts: dict[str, Any], *,
-                  eval_data: Sequence[Any], progress: bool) -> dict[str, Any]:
-    key = base_cache_key(cm, opts, eval_data, base)
+def _evaluation_sets(settings: EvalSettings, tokenizer: Any) -> tuple[list[tuple[str, Any, str]], list[dict[str, str]]]:
+    # Tokenized once; the base shares the tokenizer family.
+    sets = settings.data_sets()
+    eval_sets: list[tuple[str, Any, str]] = []
+    skipped: list[dict[str, str]] = []
+    for spec in sets:
+        key = spec if isinstance(spec, str) and len(spec) < 200 else "custom"
+        key = Path(key).stem if isinstance(key, str) and os.sep in key else key
+        try:
+            ids, description = eval_token_ids(spec, tokenizer, max_tokens=settings.max_tokens)
+        except HFCompressError as err:
+            if not eval_sets and spec is sets[-1]:
+                raise
+            skipped.append({"metric": f"perplexity/{key}", "reason": str(err)})
+            logger.warning("skipped perplexity on %s: %s", key, err)
+            continue
+        if ids.numel() < 2:
+            raise HFCompressError(f"evaluation text {key!r} has fewer than 2 tokens; pass more text")
+        eval_sets.append((str(key), ids, description))
+    if not eval_sets:
+        raise HFCompressError("no evaluation text could be read: " + "; ".join(s["reason"] for s in skipped))
+    return eval_sets, skipped
+
+
+def _measure_base(subject: Subject, base: Any, cache: dict[str, Any] | None, eval_sets: list, settings: EvalSettings,
+                  opts: dict[str, Any], *, progress: bool) -> dict[str, Any]:
+    key = base_cache_key(subject, settings, base)
     if cache is not None and key in cache:
         logger.info("base model numbers reused from the cache")
         return cache[key]
     load_peak = None
-    if base is True:
-        loaded, load_peak = _load(_source_arg(cm.source))
-        model, tokenizer = loaded.model, loaded.tokenizer
-    elif isinstance(base, (str, os.PathLike)):
-        loaded, load_peak = _load(base)
-        model, tokenizer = loaded.model, loaded.tokenizer
-    elif hasattr(base, "model") and hasattr(base, "tokenizer"):
+    if isinstance(base, Subject):
         model, tokenizer = base.model, base.tokenizer
+    elif base is True or isinstance(base, (str, os.PathLike)):
+        where = subject.source.load_argument() if base is True else base
+        with PeakMemory() as load_peak:
+            loaded = load_model(where)
+        model, tokenizer = loaded.model, loaded.tokenizer
     else:
-        raise HFCompressError(f"base={base!r} is not valid; use True, False, a CompressedModel or a model path")
+        raise HFCompressError(f"base={base!r} is not valid; use True, False, a Subject or a model path")
     with tempfile.TemporaryDirectory(prefix="hfcompress-base-size-") as tmp:
         folder = _folder_of(model)
         if folder is None:
             folder = Path(tmp)
             model.save_pretrained(folder, safe_serialization=True)
         measured = _measure(model, tokenizer, eval_sets, opts, folder=folder, load_peak=load_peak, progress=progress, label="base")
-    if base is True or isinstance(base, (str, os.PathLike)):
+    if not isinstance(base, Subject):
         del model, loaded
         gc.collect()
     if cache is not None:
@@ -472,17 +537,7 @@ def _measure_base(cm: Any, base: Any, cache: dict[str, Any] | None, eval_sets: l
     return measured
 
 
-def _compress_seconds(cm: Any) -> float | None:
-    if getattr(cm, "steps", None):
-        return float(sum(s.seconds for s in cm.steps))
-    manifest = getattr(cm, "_loaded_manifest", None) or {}
-    steps = manifest.get("steps") or []
-    if steps and all(isinstance(s.get("seconds"), (int, float)) for s in steps):
-        return float(sum(s["seconds"] for s in steps))
-    return None
-
-
-def _default_name(cm: Any) -> str:
-    base = str(cm.source.model_id).rstrip("/").split("/")[-1]
-    kinds = "-".join(step.kind for step in cm.recipe) or "base"
+def _default_name(subject: Subject) -> str:
+    base = str(subject.source.model_id).rstrip("/").split("/")[-1]
+    kinds = "-".join(str(step.get("kind")) for step in subject.recipe) or "base"
     return f"{base}-{kinds}"

@@ -92,8 +92,6 @@ def lm_eval_metrics(
 
     Example:
         >>> metrics, skipped = lm_eval_metrics(model, tok, ["arc_easy"], limit=100)   # doctest: +SKIP
-        >>> metrics["lm_eval/arc_easy/acc"]["stderr"]
-        0.047
     """
     check_lm_eval(tasks)
     from lm_eval import simple_evaluate

@@ -3,9 +3,8 @@
 Reads results.json dicts (see ``load_results``); a missing metric shows as an empty cell, never an error.
 
 Example:
-    >>> from hfcompress.bench import load_results
-    >>> from hfcompress.bench.report import write_comparison
-    >>> write_comparison(load_results("runs/demo"), "runs/demo")      # doctest: +SKIP
+    >>> comparison_rows([])
+    []
 """
 
 from __future__ import annotations
@@ -17,6 +16,9 @@ import re
 import uuid
 from pathlib import Path
 from typing import Any, Sequence
+
+from ..atomic import write_text_atomic
+from ..methods.registry import recipe_label
 
 # (column title, metric, field, format); field "value" or "ratio".
 COLUMNS: tuple[tuple[str, str, str, str], ...] = (
@@ -59,23 +61,7 @@ def columns_for(results: Sequence[dict[str, Any]]) -> list[tuple[str, str, str, 
 
 
 def _recipe_text(results: dict[str, Any]) -> str:
-    from ..config import CompressionConfig
-
-    parts = []
-    for step in results.get("variant", {}).get("recipe", []):
-        try:
-            parts.append(CompressionConfig.from_dict(step).describe())
-        except Exception:  # a recipe from a newer version: show its kind
-            parts.append(str(step.get("kind")))
-    return " + ".join(parts) or "none"
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` through a temp file and ``os.replace`` (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return recipe_label(results.get("variant", {}).get("recipe", []))
 
 
 def comparison_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -151,7 +137,9 @@ def comparison_csv(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def pareto_front(points: Sequence[tuple[float, float]], *, maximize_x: bool = False) -> list[int]:
-    """Indices of the points no other point beats on both axes (y is always minimized), sorted by x.
+    """Indices of the points no other point beats on both axes (y is always minimized), sorted by x ascending.
+
+    The comparison plots here and the Space's plots both draw it.
 
     Example:
         >>> pareto_front([(1, 5), (2, 3), (3, 4), (4, 1)])
@@ -229,9 +217,9 @@ def write_comparison(results: Sequence[dict[str, Any]], out_dir: str | os.PathLi
     """Write ``comparison.md``, ``comparison.csv`` and the two plots into ``out_dir``; returns their paths.
 
     Example:
-        >>> paths = write_comparison(load_results("runs/demo"), "runs/demo")       # doctest: +SKIP
-        >>> sorted(paths)
-        ['csv', 'markdown', 'size_plot', 'speed_plot']
+        >>> import tempfile
+        >>> sorted(write_comparison([], tempfile.mkdtemp()))
+        ['csv', 'markdown']
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

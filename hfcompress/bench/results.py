@@ -5,9 +5,9 @@ written atomically. ``load_results`` is what the card, the Space and the grid ta
 
 Example:
     >>> from hfcompress.bench import load_results
-    >>> rows = load_results("runs/demo")                     # doctest: +SKIP
-    >>> rows[0]["metrics"]["perplexity"]["ratio"]
-    1.12
+    >>> import tempfile
+    >>> load_results(tempfile.mkdtemp())
+    []
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .._version import __version__
+from ..artifacts import RESULTS_NAME, iter_variant_folders
 from ..atomic import write_json_atomic
 from ..errors import HFCompressError
 
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1.0"
-RESULTS_NAME = "results.json"
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "results.schema.json"
 
 
@@ -61,7 +62,7 @@ def validate_results(results: dict[str, Any]) -> dict[str, Any]:
     Example:
         >>> validate_results({"schema_version": "0.9"})
         Traceback (most recent call last):
-        hfcompress.errors.HFCompressError: results do not match results.schema.json (...)
+        hfcompress.errors.HFCompressError: results do not match results.schema.json: (root): 'hfcompress_version' is a required property (and 9 more)
     """
     errors = validation_errors(results)
     if errors:
@@ -110,11 +111,10 @@ def load_results(folder_or_runs_dir: str | os.PathLike) -> list[dict[str, Any]]:
     root = Path(folder_or_runs_dir).expanduser()
     if not root.is_dir():
         raise HFCompressError(f"{str(root)!r} is not a folder; pass a variant folder or a runs directory")
-    folders = [root] if (root / RESULTS_NAME).is_file() else sorted(p.parent for p in root.glob(f"*/{RESULTS_NAME}"))
     out = []
-    for folder in folders:
-        if folder.name.startswith("."):
-            continue  # temp folders of unfinished work
+    for folder in iter_variant_folders(root):
+        if not (folder / RESULTS_NAME).is_file():
+            continue
         data = read_results(folder)
         if data is None:
             logger.warning("skipping %s: missing or invalid results.json", folder)
@@ -147,9 +147,6 @@ class BenchmarkResult:
 
     Example:
         >>> res = cm.evaluate(max_tokens=2048)                     # doctest: +SKIP
-        >>> print(res.table())
-        >>> res.metrics["perplexity"]["ratio"]
-        1.12
     """
 
     variant: dict[str, Any]
@@ -171,8 +168,6 @@ class BenchmarkResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The results.json dict (schema 1.0), validated."""
-        from .. import __version__
-
         data = {
             "schema_version": SCHEMA_VERSION,
             "hfcompress_version": __version__,

@@ -6,10 +6,12 @@ The loop is plain greedy decoding with the KV cache (what ``generate`` does, wit
 bookkeeping), so prefill and decode are timed separately.
 
 Example:
-    >>> from hfcompress.bench.speed import measure_speed
-    >>> speed = measure_speed(model, ids, prompt_tokens=128, new_tokens=32, runs=5)    # doctest: +SKIP
-    >>> speed["decode_tokens_per_s"]["value"]
-    41.2
+    >>> import torch
+    >>> from hfcompress.testing import tiny_model
+    >>> model, tok = tiny_model("llama")
+    >>> speed = measure_speed(model, torch.arange(3, 60), prompt_tokens=16, new_tokens=4, batch_sizes=(1,), runs=2)
+    >>> speed["decode_tokens_per_s"]["unit"], speed["decode_tokens_per_s"]["runs"]
+    ('tokens/s', 2)
 """
 
 from __future__ import annotations
@@ -43,7 +45,6 @@ def summarize(samples: Sequence[float]) -> dict[str, Any]:
 
 
 def _prompt_batch(text_ids: Any, batch: int, length: int) -> Any:
-    import torch
 
     ids = text_ids.reshape(-1)
     need = batch * length

@@ -1,15 +1,16 @@
-"""Backend adapters. Importing this package registers every built-in adapter (backends import lazily).
+"""The compression methods, one folder per family; importing this package registers every built-in one.
+
+Each family folder holds its config(s), its adapter(s) and its presentation, wired by one ``register_method``
+call in its ``__init__``; backends import lazily, so listing methods never needs them installed.
 
 Example:
-    >>> from hfcompress.methods.registry import list_adapters
-    >>> [a.name for a in list_adapters()]          # doctest: +SKIP
-    ['llmcompressor', 'gptqmodel', ...]
+    >>> from hfcompress.methods.registry import families
+    >>> families()
+    ('quantization', 'pruning', 'structured', 'low-rank', 'distillation')
 """
 
-from . import llmcompressor  # noqa: F401  (registers the adapter)
-from . import gptqmodel  # noqa: F401  (GPTQ/AWQ via GPTQModel, GPU)
-from . import legacy  # noqa: F401  (AutoGPTQ, AutoAWQ behind [legacy])
-from . import pruning  # noqa: F401  (magnitude, Wanda, SparseGPT)
-from . import distill  # noqa: F401  (knowledge distillation with transformers' Trainer)
-from . import structured  # noqa: F401  (heads, neurons, layers)
-from . import lowrank  # noqa: F401  (SVD factorization)
+from . import quantization  # noqa: F401
+from . import pruning  # noqa: F401
+from . import structured  # noqa: F401
+from . import lowrank  # noqa: F401
+from . import distill  # noqa: F401

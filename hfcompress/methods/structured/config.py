@@ -1,0 +1,45 @@
+"""The config of structured pruning: remove whole attention heads (KV groups), MLP neurons or decoder layers.
+
+Example:
+    >>> from hfcompress import StructuredPruneConfig
+    >>> StructuredPruneConfig(target="neurons", ratio=0.25).importance
+    'activation'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from ...config import CompressionConfig, check_fraction, option, register_config
+from ...errors import HFCompressError
+from .plan import TARGETS, plan_removal
+
+
+@register_config("structured_prune")
+@dataclass
+class StructuredPruneConfig(CompressionConfig):
+    """Remove whole attention heads (KV groups for GQA), MLP neurons or decoder layers; shapes really shrink."""
+
+    target: str = option("'heads', 'neurons' or 'layers'.", default="neurons")
+    ratio: float = option("Fraction of the target units removed (0 < r < 1).", default=0.25)
+    importance: str = option("How units are ranked: 'magnitude' (weights only) or 'activation' (calibration data).", default="activation")
+    count: Union[int, None] = option(
+        "Number of units removed (per layer for heads/neurons, in total for layers); overrides ratio when set.", default=None
+    )
+
+    def validate(self) -> None:
+        if self.target not in TARGETS:
+            raise HFCompressError(f"unknown structured target {self.target!r}; use one of {', '.join(TARGETS)}")
+        if self.count is not None and (not isinstance(self.count, int) or isinstance(self.count, bool) or self.count <= 0):
+            raise HFCompressError(f"count={self.count!r} must be a positive integer (units removed), or None to use ratio")
+        if self.importance not in ("magnitude", "activation"):
+            raise HFCompressError(f"importance={self.importance!r} is not valid; use 'magnitude' or 'activation'")
+        check_fraction("ratio", self.ratio)
+
+    def validate_for_model(self, model: Any) -> None:
+        plan_removal(model, self)
+
+    @property
+    def needs_calibration(self) -> bool:
+        return self.importance == "activation"
