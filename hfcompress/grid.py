@@ -44,12 +44,12 @@ from typing import Any, Mapping
 import yaml
 
 from .api import CompressedModel
-from .artifacts import read_manifest, saved_recipe
+from .artifacts import MANIFEST_NAME, read_manifest, saved_recipe
 from .atomic import atomic_directory, write_json_atomic, write_text_atomic
 from .bench import EvalSettings, evaluate
 from .bench.report import comparison_markdown, comparison_rows, write_comparison
 from .bench.results import read_results, write_results
-from .errors import HFCompressError
+from .errors import HFCompressError, one_line
 from .loading import resolve_source
 from .methods.registry import resolve_adapters
 from .publish import write_model_card
@@ -108,6 +108,28 @@ class GridResult:
     failed: dict[str, str] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     seconds: float = 0.0
+
+    def record(self, outcome: "VariantOutcome") -> None:
+        """File one variant's outcome under computed, resumed, skipped or failed."""
+        if outcome.status == "computed":
+            self.computed.append(outcome.name)
+        elif outcome.status == "resumed":
+            self.resumed.append(outcome.name)
+        elif outcome.status == "skipped":
+            self.skipped[outcome.name] = outcome.message
+        else:
+            self.failed[outcome.name] = outcome.message
+
+    def finish(self, names: list[str], started: float) -> "GridResult":
+        """Read the finished variants' results (in grid order) and write the one comparison of them."""
+        for name in names:
+            data = read_results(self.output_dir / name)
+            if data is not None:
+                self.results.append({**data, "_folder": str(self.output_dir / name)})
+        if self.results:
+            self.files = write_comparison(self.results, self.output_dir, notes=[n[2:] for n in self.notes() if n])
+        self.seconds = time.perf_counter() - started
+        return self
 
     def table(self) -> str:
         """The comparison table (Markdown), base first, followed by what was skipped or failed."""
@@ -222,9 +244,149 @@ def _load_cache(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split()) or type(err).__name__
-    return text[:300] if isinstance(err, HFCompressError) else f"{type(err).__name__}: {text[:300]}"
+@dataclass
+class GridPlan:
+    """Everything one variant of a grid needs, whichever process computes it (this one, or a Ray worker).
+
+    Attributes:
+        output_dir: the runs folder; ``grid_file`` the effective grid saved in it.
+        model: the base model (Hub id, folder or None for the embedded default).
+        calibration, num_samples, seq_len, seed, backend: the run's settings (a variant's own sizes win).
+        evaluate: how each variant is measured.
+    """
+
+    output_dir: Path
+    grid_file: Path
+    model: Any
+    calibration: Any
+    num_samples: int
+    seq_len: int
+    seed: int
+    backend: str
+    evaluate: EvalSettings
+    progress: bool = True
+
+    @property
+    def base_cache_path(self) -> Path:
+        return self.output_dir / BASE_CACHE_NAME
+
+
+@dataclass
+class VariantOutcome:
+    """What became of one variant: ``status`` is computed, resumed, skipped or failed; ``message`` says why."""
+
+    name: str
+    status: str
+    message: str = ""
+    seconds: float = 0.0
+
+
+def plan_grid(grid: Any, base_model: Any = None, output_dir: str | os.PathLike | None = None, *, calibration: Any = None,
+              num_samples: int | None = None, seq_len: int | None = None, seed: int | None = None, backend: str | None = None,
+              evaluate_kwargs: Mapping[str, Any] | None = None, only: list[str] | None = None,
+              progress: bool = True) -> tuple[GridPlan, dict[str, GridVariant], dict[str, GridVariant]]:
+    """Check a grid and its settings before any work, prepare the runs folder and save the effective grid in it.
+
+    Returns the plan, the variants to run now and every variant the runs folder holds a recipe for.
+    """
+    variants, settings = parse_grid(grid)
+    if only:
+        missing = [n for n in only if n not in variants]
+        if missing:
+            raise HFCompressError(f"no variant named {', '.join(map(repr, missing))} in the grid; names: {', '.join(variants)}")
+        variants = {n: v for n, v in variants.items() if n in only}
+    model = base_model if base_model is not None else settings.get("model")
+    model = os.fspath(model) if isinstance(model, os.PathLike) else model
+    if settings.get("evaluate") is not None and not isinstance(settings.get("evaluate"), Mapping):
+        raise HFCompressError("the grid's 'evaluate:' must be a mapping of settings, e.g. evaluate: {max_tokens: 2048}")
+    eval_kw = {**(settings.get("evaluate") or {}), **(evaluate_kwargs or {})}
+    run = {
+        "calibration": calibration if calibration is not None else settings.get("calibration", "default"),
+        "num_samples": num_samples if num_samples is not None else settings.get("num_samples", 128),
+        "seq_len": seq_len if seq_len is not None else settings.get("seq_len", 512),
+        "seed": seed if seed is not None else settings.get("seed", 0),
+        "backend": backend if backend is not None else settings.get("backend", "auto"),
+    }
+    out = Path(output_dir).expanduser() if output_dir is not None else _default_output_dir(model)
+    # An unknown evaluation key fails now, not after each variant's compression.
+    plan = GridPlan(output_dir=out, grid_file=out / GRID_FILE_NAME, model=model, evaluate=EvalSettings.from_dict(eval_kw),
+                    progress=progress, **run)
+    if out.exists() and not out.is_dir():
+        raise HFCompressError(f"{str(out)!r} exists and is a file; choose a folder for the grid")
+    for name in variants:
+        target = out / name
+        if target.is_dir() and any(target.iterdir()) and read_results(target) is None and not (target / MANIFEST_NAME).is_file():
+            raise HFCompressError(f"{str(target)!r} holds files that are not an hfcompress variant; move them or choose another output_dir")
+    out.mkdir(parents=True, exist_ok=True)
+
+    # The effective grid is saved beside the variants: results point at it to be reproduced.
+    saved_settings = {"model": model, **run, "evaluate": dict(eval_kw) or None}
+    if isinstance(saved_settings["calibration"], (list, tuple)):
+        saved_settings["calibration"] = "list"  # texts given in Python are not written out
+    all_variants = dict(variants)
+    if plan.grid_file.is_file():
+        try:
+            previous, _ = parse_grid(plan.grid_file)
+            all_variants = {**previous, **variants}
+        except HFCompressError:
+            pass
+    write_text_atomic(plan.grid_file, grid_yaml(all_variants, saved_settings))
+    return plan, variants, all_variants
+
+
+def run_variant(plan: GridPlan, variant: GridVariant, base_cache: dict[str, Any], *,
+                status: Any = lambda text: None) -> VariantOutcome:
+    """Compress, save, measure and card one variant into ``plan.output_dir/<name>``, or say why not.
+
+    A variant whose folder already holds results for the same recipe is kept (resumed); one whose backend is
+    not installed is skipped; any failure is caught and reported, so a grid goes on. ``status`` receives the
+    stage being worked on.
+    """
+    name, target = variant.name, plan.output_dir / variant.name
+    if read_results(target) is not None:
+        if saved_recipe(target) == recipe_to_dicts(variant.recipe):
+            return VariantOutcome(name, "resumed", "finished earlier, kept")
+        # The grid file now asks for another recipe under this name: the old numbers would be a lie.
+        status("its recipe changed since it was computed; computing it again")
+    started = time.perf_counter()
+    try:
+        resolve_adapters(variant.recipe, plan.backend)
+    except HFCompressError as err:
+        return VariantOutcome(name, "skipped", f"not available: {err}")
+    cm = None
+    try:
+        status("compress")
+        cm = CompressedModel.from_pretrained(
+            plan.model, recipe=variant.recipe, calibration=plan.calibration, backend=plan.backend,
+            num_samples=variant.num_samples or plan.num_samples, seq_len=variant.seq_len or plan.seq_len, seed=plan.seed,
+        )
+        reproduce = f"hfcompress grid {shlex.quote(str(plan.grid_file))} -o {shlex.quote(str(plan.output_dir))}-redo --only {shlex.quote(name)}"
+        # Save into a temp folder that becomes <out>/<name> only once results and card are in it.
+        with atomic_directory(target, overwrite=target.exists()) as tmp:
+            status("save")
+            cm.save_pretrained(tmp, overwrite=True, card=False)
+            # Measure what users will load, not the in-memory model (RTN and AWQ still round inside forward
+            # there); reloading also gives the variant's peak memory while loading.
+            cm = None
+            gc.collect()
+            status("evaluate")
+            results = evaluate(tmp, plan.evaluate, name=name, base_cache=base_cache, reproduce=reproduce,
+                               progress=plan.progress).to_dict()
+            write_results(tmp, results)
+            write_json_atomic(plan.base_cache_path, base_cache)
+            _write_card(tmp, results)
+        ppl = results["metrics"].get("perplexity", {})
+        seconds = time.perf_counter() - started
+        return VariantOutcome(name, "computed", f"done in {seconds:.0f} s; perplexity {ppl.get('value', float('nan')):.2f} "
+                                                f"(base {ppl.get('base') or float('nan'):.2f})", seconds)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # one broken variant must not stop the grid; the reason is reported
+        logger.debug("variant %s failed", name, exc_info=True)
+        return VariantOutcome(name, "failed", one_line(err), time.perf_counter() - started)
+    finally:
+        cm = None
+        gc.collect()
 
 
 def run_grid(
@@ -253,126 +415,25 @@ def run_grid(
         output_dir: where variants go (default ``runs/<base model name>``).
         calibration, num_samples, seq_len, seed, backend: override the grid's settings (defaults: "default",
             128, 512, 0, "auto"); a variant's own ``num_samples``/``seq_len`` win over both.
-        evaluate_kwargs: passed to ``hfcompress.bench.evaluate`` (e.g. ``{"max_tokens": 2048}``), over the grid's.
+        evaluate_kwargs: ``EvalSettings`` fields (e.g. ``{"max_tokens": 2048}``), over the grid's ``evaluate:``.
         only: run only these variant names.
-
-    Example:
-        >>> out = run_grid({"rtn-int8": [hfc.RTNConfig(bits=8)]}, output_dir="runs/x")     # doctest: +SKIP
     """
     from tqdm.auto import tqdm
 
     started = time.perf_counter()
-    variants, settings = parse_grid(grid)
-    if only:
-        missing = [n for n in only if n not in variants]
-        if missing:
-            raise HFCompressError(f"no variant named {', '.join(map(repr, missing))} in the grid; names: {', '.join(variants)}")
-        variants = {n: v for n, v in variants.items() if n in only}
-    model = base_model if base_model is not None else settings.get("model")
-    model = os.fspath(model) if isinstance(model, os.PathLike) else model
-    if settings.get("evaluate") is not None and not isinstance(settings.get("evaluate"), Mapping):
-        raise HFCompressError("the grid's 'evaluate:' must be a mapping of settings, e.g. evaluate: {max_tokens: 2048}")
-    eval_kw = {**(settings.get("evaluate") or {}), **(evaluate_kwargs or {})}
-    eval_settings = EvalSettings.from_dict(eval_kw)  # an unknown key fails now, not after each variant's compression
-    run = {
-        "calibration": calibration if calibration is not None else settings.get("calibration", "default"),
-        "num_samples": num_samples if num_samples is not None else settings.get("num_samples", 128),
-        "seq_len": seq_len if seq_len is not None else settings.get("seq_len", 512),
-        "seed": seed if seed is not None else settings.get("seed", 0),
-        "backend": backend if backend is not None else settings.get("backend", "auto"),
-    }
-    out = Path(output_dir).expanduser() if output_dir is not None else _default_output_dir(model)
-    if out.exists() and not out.is_dir():
-        raise HFCompressError(f"{str(out)!r} exists and is a file; choose a folder for the grid")
-    for name in variants:
-        target = out / name
-        if target.is_dir() and any(target.iterdir()) and read_results(target) is None and not (target / "hfcompress.json").is_file():
-            raise HFCompressError(f"{str(target)!r} holds files that are not an hfcompress variant; move them or choose another output_dir")
-    out.mkdir(parents=True, exist_ok=True)
-
-    # The effective grid is saved beside the variants: results point at it to be reproduced.
-    grid_file = out / GRID_FILE_NAME
-    saved_settings = {"model": model, **run, "evaluate": dict(eval_kw) or None}
-    if isinstance(saved_settings["calibration"], (list, tuple)):
-        saved_settings["calibration"] = "list"  # texts given in Python are not written out
-    all_variants = dict(variants)
-    if grid_file.is_file():
-        try:
-            previous, _ = parse_grid(grid_file)
-            all_variants = {**previous, **variants}
-        except HFCompressError:
-            pass
-    write_text_atomic(grid_file, grid_yaml(all_variants, saved_settings))
-
-    cache_path = out / BASE_CACHE_NAME
-    cache = _load_cache(cache_path)
-    result = GridResult(output_dir=out)
+    plan, variants, all_variants = plan_grid(
+        grid, base_model, output_dir, calibration=calibration, num_samples=num_samples, seq_len=seq_len, seed=seed,
+        backend=backend, evaluate_kwargs=evaluate_kwargs, only=only, progress=progress)
+    cache = _load_cache(plan.base_cache_path)
+    result = GridResult(output_dir=plan.output_dir)
     bar = tqdm(list(variants.values()), desc="grid", unit="variant", disable=not progress)
     say = bar.write if progress else logger.info
     for variant in bar:
-        name = variant.name
-        target = out / name
-        bar.set_postfix_str(f"{name}: check")
-        if read_results(target) is not None:
-            if saved_recipe(target) == recipe_to_dicts(variant.recipe):
-                result.resumed.append(name)
-                logger.info("%s: finished earlier, kept", name)
-                continue
-            # The grid file now asks for another recipe under this name: the old numbers would be a lie.
-            say(f"{name}: its recipe changed since it was computed; computing it again")
-        variant_started = time.perf_counter()
-        try:
-            resolve_adapters(variant.recipe, run["backend"])
-        except HFCompressError as err:
-            result.skipped[name] = f"not available: {err}"
-            say(f"{name}: skipped: not available ({err})")
-            continue
-        try:
-            bar.set_postfix_str(f"{name}: compress")
-            cm = CompressedModel.from_pretrained(
-                model, recipe=variant.recipe, calibration=run["calibration"], backend=run["backend"],
-                num_samples=variant.num_samples or run["num_samples"], seq_len=variant.seq_len or run["seq_len"], seed=run["seed"],
-            )
-            reproduce = (f"hfcompress grid {shlex.quote(str(grid_file))} -o {shlex.quote(str(out))}-redo --only {shlex.quote(name)}")
-            # Save into a temp folder that becomes <out>/<name> only once results and card are in it.
-            with atomic_directory(target, overwrite=target.exists()) as tmp:
-                bar.set_postfix_str(f"{name}: save")
-                cm.save_pretrained(tmp, overwrite=True, card=False)
-                # Measure what users will load, not the in-memory model (RTN and AWQ still round inside forward
-                # there); reloading also gives the variant's peak memory while loading.
-                cm = None
-                gc.collect()
-                bar.set_postfix_str(f"{name}: evaluate")
-                res = evaluate(tmp, eval_settings, name=name, base_cache=cache, reproduce=reproduce, progress=progress)
-                results = res.to_dict()
-                write_results(tmp, results)
-                write_json_atomic(cache_path, cache)
-                _write_card(tmp, results)
-            result.computed.append(name)
-            ppl = results["metrics"].get("perplexity", {})
-            say(f"{name}: done in {time.perf_counter() - variant_started:.0f} s; perplexity {ppl.get('value', float('nan')):.2f} "
-                      f"(base {ppl.get('base') or float('nan'):.2f})")
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:  # one broken variant must not stop the grid; the reason is reported
-            logger.debug("variant %s failed", name, exc_info=True)
-            result.failed[name] = _one_line(err)
-            say(f"{name}: failed: {result.failed[name]}")
-        finally:
-            cm = None
-            gc.collect()
-
-    names = list(variants) if not only else list(all_variants)
-    by_name = {}
-    for name in names:
-        data = read_results(out / name)
-        if data is not None:
-            by_name[name] = {**data, "_folder": str(out / name)}
-    result.results = list(by_name.values())
-    if result.results:
-        result.files = write_comparison(result.results, out, notes=[n[2:] for n in result.notes() if n])
-    result.seconds = time.perf_counter() - started
-    return result
+        outcome = run_variant(plan, variant, cache, status=lambda text, name=variant.name: bar.set_postfix_str(f"{name}: {text}"))
+        result.record(outcome)
+        if outcome.status != "resumed":
+            say(f"{outcome.name}: {outcome.message}" if outcome.status == "computed" else f"{outcome.name}: {outcome.status}: {outcome.message}")
+    return result.finish(list(variants) if not only else list(all_variants), started)
 
 
 def _write_card(folder: Path, results: dict[str, Any]) -> None:
@@ -380,4 +441,4 @@ def _write_card(folder: Path, results: dict[str, Any]) -> None:
         manifest = read_manifest(folder)
         write_model_card(folder, manifest=manifest, results=results)
     except Exception as err:  # the card is derived data: keep the measured variant, say what went wrong
-        logger.warning("model card for %s could not be written: %s", folder.name, _one_line(err))
+        logger.warning("model card for %s could not be written: %s", folder.name, one_line(err))

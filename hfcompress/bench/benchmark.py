@@ -39,7 +39,7 @@ from ..data import evaluation_token_ids
 from ..environment import environment_info
 from ..errors import HFCompressError
 from ..loading import ModelSource, hub_reachable, load_model
-from ..methods.registry import recipe_quantizes
+from ..methods.registry import recipe_quantizes, recipe_sparsifies
 from .memory import MB, PeakMemory, model_bytes
 from .perplexity import score_windows
 from .quality import DEFAULT_PROMPTS, check_lm_eval, greedy_generations, lm_eval_metrics
@@ -449,8 +449,7 @@ def evaluate(
         agreement = _agreement(variant_meas, base_meas, eval_sets[0][0])
         if agreement:
             metrics["next_token_agreement"] = agreement
-    kinds = {step.get("kind") for step in subject.recipe}
-    if "sparsity" in metrics and recipe_quantizes(subject.recipe) and "prune" not in kinds:
+    if "sparsity" in metrics and recipe_quantizes(subject.recipe) and not recipe_sparsifies(subject.recipe):
         # 4-bit grids put a value on zero: those zeros are rounding, not pruning, and buy nothing.
         metrics["sparsity"]["note"] = "zeros from rounding to the quantization grid, not pruning"
     seconds = subject.compress_seconds

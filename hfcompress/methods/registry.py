@@ -275,6 +275,8 @@ class MethodPresentation:
 
     family: ClassVar[str] = "other"
     quantizes: ClassVar[bool] = False
+    #: Whether the step zeroes weights on purpose (the variant's sparsity is then the method's, not rounding's).
+    sparsifies: ClassVar[bool] = False
     #: Hub ``base_model_relation`` a step of this kind gives a variant (quantized beats finetune when mixed).
     relation: ClassVar[str] = "finetune"
     #: What the card's "Limitations" says once for a recipe holding this kind.
@@ -371,6 +373,11 @@ def recipe_label(recipe: Sequence[dict[str, Any]]) -> str:
 def recipe_quantizes(recipe: Sequence[dict[str, Any]]) -> bool:
     """Whether any step of the recipe stores quantized weights."""
     return any(presentation_for(step.get("kind")).quantizes for step in recipe)
+
+
+def recipe_sparsifies(recipe: Sequence[dict[str, Any]]) -> bool:
+    """Whether any step of the recipe zeroes weights on purpose (pruning)."""
+    return any(presentation_for(step.get("kind")).sparsifies for step in recipe)
 
 
 def cli_method(name: str) -> tuple[str, dict[str, Any]] | None:

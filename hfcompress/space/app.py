@@ -84,41 +84,105 @@ and are kept in memory within a budget; the least recently used are dropped firs
 """
 
 
-def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float | None = None, title: str | None = None) -> Any:
-    """Build the comparison app (a ``gradio.Blocks``) for every variant in ``source``.
+class _AppState:
+    """What the app has read from its source, and the generator that loads its models; ``refresh`` reads again."""
 
-    Endpoints (``api_name``): ``/table`` (filter + sort), ``/variant`` (variant page), ``/generate``
-    (side-by-side, streamed), ``/reload`` (read the source again).
+    def __init__(self, source: str | os.PathLike | VariantSet | None, memory_mb: float | None) -> None:
+        self.source, self.memory_mb = source, memory_mb
+        self.refresh()
 
-    Example:
-        >>> demo = build_app("runs/smollm2-grid")                               # doctest: +SKIP
-        >>> launch(demo, server_name="127.0.0.1", server_port=7860)            # doctest: +SKIP
-    """
-    import gradio as gr
+    def refresh(self) -> None:
+        self.variants = self.source if isinstance(self.source, VariantSet) else find_variants(self.source)
+        self.generator = Generator(self.variants, self.memory_mb)
 
-    state: dict[str, Any] = {}
+    def page_choices(self) -> list[str]:
+        return [f"{self.variants.base_name} (base)"] + [v.name for v in self.variants.variants]
 
-    def refresh() -> None:
-        variants = source if isinstance(source, VariantSet) else find_variants(source)
-        state["variants"] = variants
-        state["generator"] = Generator(variants, memory_mb)
-
-    refresh()
-    variants: VariantSet = state["variants"]
-    present = _present_families(variants)
-
-    def table_and_plots(families: list[str], sort_by: str, descending: bool) -> tuple[Any, Any, Any]:
-        vs = state["variants"]
-        table = variant_table(vs, families=families, sort_by=sort_by or None, descending=bool(descending))
+    def table_and_plots(self, families: list[str], sort_by: str, descending: bool) -> tuple[Any, Any, Any]:
+        table = variant_table(self.variants, families=families, sort_by=sort_by or None, descending=bool(descending))
         size_fig = tradeoff_figure(table, "size (MB)", title="Size on disk vs perplexity")
         speed_fig = tradeoff_figure(table, "decode tok/s", minimize_x=False, title="Decode speed vs perplexity")
         return styled_table(table), size_fig, speed_fig
 
-    def page(name: str) -> tuple[str, str, str, str]:
+    def page(self, name: str) -> tuple[str, str, str, str]:
         try:
-            return variant_page(state["variants"], name)
+            return variant_page(self.variants, name)
         except HFCompressError as err:
             return f"**{err}**", "", "", ""
+
+
+def _leaderboard_tab(gr: Any, state: _AppState, present: list[str]) -> dict[str, Any]:
+    initial_table, initial_size, initial_speed = state.table_and_plots(present, "", False)
+    with gr.Row(equal_height=True):
+        families = gr.CheckboxGroup(present, value=present, label="Method family", scale=3)
+        sort_by = gr.Dropdown([("as found", ""), *[(c, c) for c in TABLE_COLUMNS]], value="",
+                              label="Sort by (the base model stays first)", scale=2)
+        descending = gr.Checkbox(False, label="Descending", scale=1)
+    table = gr.Dataframe(initial_table, label="All variants (× = ratio to the base model)", interactive=False,
+                         wrap=True, pinned_columns=1, show_search="search", elem_id="hfc-table",
+                         column_widths=["12%", "11%", "9%", "4%", "5.5%", *["5.85%"] * 10],
+                         buttons=["fullscreen", "copy"], max_height=520)
+    with gr.Row():
+        size_plot = gr.Plot(initial_size, label="Size vs perplexity", show_label=False, elem_id="hfc-size-plot")
+        speed_plot = gr.Plot(initial_speed, label="Speed vs perplexity", show_label=False, elem_id="hfc-speed-plot")
+    return dict(families=families, sort_by=sort_by, descending=descending, table=table, size_plot=size_plot, speed_plot=speed_plot)
+
+
+def _generation_tab(gr: Any, state: _AppState) -> dict[str, Any]:
+    gen_choices = state.generator.choices()
+    with gr.Row():
+        with gr.Column(scale=3):
+            prompt = gr.Textbox("Explain in two sentences why smaller language models are useful.",
+                                label="Prompt", lines=3, elem_id="hfc-prompt")
+            chosen = gr.Dropdown(gen_choices, value=gen_choices[:2], multiselect=True, max_choices=MAX_SLOTS,
+                                 label=f"Variants (up to {MAX_SLOTS}; they run one after another)", elem_id="hfc-chosen")
+        with gr.Column(scale=2):
+            with gr.Accordion("Generation settings", open=False):
+                settings = [
+                    gr.Slider(8, 512, value=64, step=8, label="Max new tokens"),
+                    gr.Checkbox(False, label="Sample (otherwise greedy)"),
+                    gr.Slider(0.1, 1.5, value=0.7, step=0.05, label="Temperature"),
+                    gr.Slider(0.1, 1.0, value=0.95, step=0.05, label="Top-p"),
+                    gr.Number(0, precision=0, label="Seed (same for every variant)"),
+                    gr.Checkbox(True, label="Use the chat template when the tokenizer has one"),
+                ]
+            run = gr.Button("Generate side by side", variant="primary", elem_id="hfc-run")
+    slots: list[Any] = []
+    initial = gen_choices[:2]
+    with gr.Row(equal_height=True):
+        for i in range(MAX_SLOTS):
+            with gr.Column(visible=i < len(initial), min_width=240, variant="panel") as column:
+                name_md = gr.Markdown(f"### {initial[i]}" if i < len(initial) else "", elem_classes=["hfc-slot-name"])
+                status = gr.Markdown("", elem_classes=["hfc-slot-status"], elem_id=f"hfc-status-{i}")
+                output = gr.Textbox("", lines=12, max_lines=30, show_label=False, interactive=False, elem_id=f"hfc-output-{i}")
+            slots += [column, name_md, status, output]
+    if not gen_choices:
+        gr.Markdown("*No model can generate here: the results were bundled without weights and their base model is unknown.*")
+    return dict(prompt=prompt, chosen=chosen, settings=settings, run=run, slots=slots)
+
+
+def _variant_tab(gr: Any, state: _AppState) -> dict[str, Any]:
+    choices = state.page_choices()
+    first_page = state.variants.variants[0].name if state.variants.variants else choices[0]
+    pick = gr.Dropdown(choices, value=first_page, label="Variant", elem_id="hfc-pick")
+    first = state.page(first_page)
+    with gr.Row():
+        with gr.Column(scale=3):
+            card = gr.Markdown(first[0], elem_id="hfc-card")
+        with gr.Column(scale=2):
+            recipe = gr.Code(first[1], language="yaml", label="Recipe (recipe.yaml)", interactive=False, wrap_lines=True)
+            snippet = gr.Code(first[2], language="python", label="How to load it", interactive=False, wrap_lines=True)
+            numbers = gr.Markdown(first[3])
+    return dict(pick=pick, page=[card, recipe, snippet, numbers])
+
+
+def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float | None = None, title: str | None = None) -> Any:
+    """Build the comparison app (a ``gradio.Blocks``) for every variant in ``source``."""
+    import gradio as gr
+
+    state = _AppState(source, memory_mb)
+    variants = state.variants
+    present = _present_families(variants)
 
     def generate(prompt: str, names: list[str], max_new_tokens: float, sample: bool, temperature: float, top_p: float,
                  seed: float, chat: bool) -> Iterator[list[Any]]:
@@ -126,101 +190,46 @@ def build_app(source: str | os.PathLike | VariantSet | None, *, memory_mb: float
         options = dict(max_new_tokens=int(max_new_tokens), sample=bool(sample), temperature=float(temperature),
                        top_p=float(top_p), seed=int(seed), chat_template=bool(chat))
         try:
-            for slots in state["generator"].side_by_side(prompt, names, **options):
+            for slots in state.generator.side_by_side(prompt, names, **options):
                 yield _slot_updates(names, slots)
         except HFCompressError as err:
             raise gr.Error(str(err), print_exception=False) from None
 
     def reload() -> list[Any]:
-        refresh()
-        vs = state["variants"]
+        state.refresh()
+        vs = state.variants
         now_present = _present_families(vs)
-        table, size_fig, speed_fig = table_and_plots(now_present, "", False)
-        names = [f"{vs.base_name} (base)"] + [v.name for v in vs.variants]
-        gen_choices = state["generator"].choices()
+        table, size_fig, speed_fig = state.table_and_plots(now_present, "", False)
+        gen_choices = state.generator.choices()
         return [_header_markdown(vs), gr.update(value=_problems_markdown(vs), visible=bool(vs.problems)), table, size_fig,
-                speed_fig, gr.update(choices=names), gr.update(choices=gen_choices, value=gen_choices[:2]),
+                speed_fig, gr.update(choices=state.page_choices()), gr.update(choices=gen_choices, value=gen_choices[:2]),
                 gr.update(choices=now_present, value=now_present), gr.update(value="")]
-
-    initial_table, initial_size, initial_speed = table_and_plots(present, "", False)
-    gen_choices = state["generator"].choices()
-    page_choices = [f"{variants.base_name} (base)"] + [v.name for v in variants.variants]
-    first_page = variants.variants[0].name if variants.variants else page_choices[0]
 
     with gr.Blocks(title=title or f"Compare {variants.base_name} variants", analytics_enabled=False) as demo:
         header = gr.Markdown(_header_markdown(variants), elem_id="hfc-header")
         problems = gr.Markdown(_problems_markdown(variants), visible=bool(variants.problems), elem_id="hfc-problems")
         with gr.Tabs():
             with gr.Tab("Leaderboard", id="leaderboard"):
-                with gr.Row(equal_height=True):
-                    families = gr.CheckboxGroup(present, value=present, label="Method family", scale=3)
-                    sort_by = gr.Dropdown([("as found", ""), *[(c, c) for c in TABLE_COLUMNS]], value="",
-                                          label="Sort by (the base model stays first)", scale=2)
-                    descending = gr.Checkbox(False, label="Descending", scale=1)
-                table = gr.Dataframe(initial_table, label="All variants (× = ratio to the base model)", interactive=False,
-                                     wrap=True, pinned_columns=1, show_search="search", elem_id="hfc-table",
-                                     column_widths=["12%", "11%", "9%", "4%", "5.5%", *["5.85%"] * 10],
-                                     buttons=["fullscreen", "copy"], max_height=520)
-                with gr.Row():
-                    size_plot = gr.Plot(initial_size, label="Size vs perplexity", show_label=False, elem_id="hfc-size-plot")
-                    speed_plot = gr.Plot(initial_speed, label="Speed vs perplexity", show_label=False, elem_id="hfc-speed-plot")
+                board = _leaderboard_tab(gr, state, present)
             with gr.Tab("Side by side", id="generate"):
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        prompt = gr.Textbox("Explain in two sentences why smaller language models are useful.",
-                                            label="Prompt", lines=3, elem_id="hfc-prompt")
-                        chosen = gr.Dropdown(gen_choices, value=gen_choices[:2], multiselect=True, max_choices=MAX_SLOTS,
-                                             label=f"Variants (up to {MAX_SLOTS}; they run one after another)",
-                                             elem_id="hfc-chosen")
-                    with gr.Column(scale=2):
-                        with gr.Accordion("Generation settings", open=False):
-                            max_new = gr.Slider(8, 512, value=64, step=8, label="Max new tokens")
-                            sample = gr.Checkbox(False, label="Sample (otherwise greedy)")
-                            temperature = gr.Slider(0.1, 1.5, value=0.7, step=0.05, label="Temperature")
-                            top_p = gr.Slider(0.1, 1.0, value=0.95, step=0.05, label="Top-p")
-                            seed = gr.Number(0, precision=0, label="Seed (same for every variant)")
-                            chat = gr.Checkbox(True, label="Use the chat template when the tokenizer has one")
-                        run = gr.Button("Generate side by side", variant="primary", elem_id="hfc-run")
-                slot_components: list[Any] = []
-                initial = gen_choices[:2]
-                with gr.Row(equal_height=True):
-                    for i in range(MAX_SLOTS):
-                        with gr.Column(visible=i < len(initial), min_width=240, variant="panel") as column:
-                            name_md = gr.Markdown(f"### {initial[i]}" if i < len(initial) else "",
-                                                  elem_classes=["hfc-slot-name"])
-                            status = gr.Markdown("", elem_classes=["hfc-slot-status"], elem_id=f"hfc-status-{i}")
-                            output = gr.Textbox("", lines=12, max_lines=30, show_label=False, interactive=False,
-                                                elem_id=f"hfc-output-{i}")
-                        slot_components += [column, name_md, status, output]
-                if not gen_choices:
-                    gr.Markdown("*No model can generate here: the results were bundled without weights and their base "
-                                "model is unknown.*")
+                gen = _generation_tab(gr, state)
             with gr.Tab("Variant", id="variant"):
-                pick = gr.Dropdown(page_choices, value=first_page, label="Variant", elem_id="hfc-pick")
-                first = page(first_page)
-                with gr.Row():
-                    with gr.Column(scale=3):
-                        card = gr.Markdown(first[0], elem_id="hfc-card")
-                    with gr.Column(scale=2):
-                        recipe = gr.Code(first[1], language="yaml", label="Recipe (recipe.yaml)", interactive=False,
-                                         wrap_lines=True)
-                        snippet = gr.Code(first[2], language="python", label="How to load it", interactive=False,
-                                          wrap_lines=True)
-                        numbers = gr.Markdown(first[3])
+                page = _variant_tab(gr, state)
             with gr.Tab("About", id="about"):
                 gr.Markdown(_ABOUT)
                 reload_button = gr.Button("Read the results again", elem_id="hfc-reload")
 
-        filters = [families, sort_by, descending]
-        gr.on([c.change for c in filters], table_and_plots, filters, [table, size_plot, speed_plot], api_name="table")
-        pick.change(page, pick, [card, recipe, snippet, numbers], api_name="variant")
-        chosen.change(lambda names: _slot_updates(list(names or []), [("", "")] * len(names or [])), chosen,
-                      slot_components, api_name=False, show_progress="hidden")
-        run.click(generate, [prompt, chosen, max_new, sample, temperature, top_p, seed, chat], slot_components,
-                  api_name="generate", concurrency_limit=1, show_progress="hidden")
-        reload_button.click(reload, None, [header, problems, table, size_plot, speed_plot, pick, chosen, families, sort_by],
-                            api_name="reload")
-    demo.hfc_variants = lambda: state["variants"]  # for tests and callers that want to inspect what was read
+        filters = [board["families"], board["sort_by"], board["descending"]]
+        gr.on([c.change for c in filters], state.table_and_plots, filters, [board["table"], board["size_plot"], board["speed_plot"]],
+              api_name="table")
+        page["pick"].change(state.page, page["pick"], page["page"], api_name="variant")
+        gen["chosen"].change(lambda names: _slot_updates(list(names or []), [("", "")] * len(names or [])), gen["chosen"],
+                             gen["slots"], api_name=False, show_progress="hidden")
+        gen["run"].click(generate, [gen["prompt"], gen["chosen"], *gen["settings"]], gen["slots"], api_name="generate",
+                         concurrency_limit=1, show_progress="hidden")
+        reload_button.click(reload, None, [header, problems, board["table"], board["size_plot"], board["speed_plot"], page["pick"],
+                                           gen["chosen"], board["families"], board["sort_by"]], api_name="reload")
+    demo.hfc_variants = lambda: state.variants  # for tests and callers that want to inspect what was read
     return demo
 
 

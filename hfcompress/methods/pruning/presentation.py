@@ -17,6 +17,7 @@ class PrunePresentation(MethodPresentation):
     """Unstructured and N:M pruning: zeros in dense weights."""
 
     family = "pruning"
+    sparsifies = True
 
     def __init__(self, kind: str = "prune") -> None:
         super().__init__(kind, {"prune": {}, **{name: {"method": name} for name in PRUNE_METHODS}})

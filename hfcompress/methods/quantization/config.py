@@ -157,8 +157,11 @@ class AWQConfig(QuantizationConfig):
     def validate(self) -> None:
         check_bits(self.bits, (4, 8), "AWQ")
         check_group_size(self.group_size)
-        if self.grid_points < 2:
-            raise HFCompressError(f"grid_points={self.grid_points} must be at least 2 (20 is AWQ's default)")
+        # llm-compressor's duo-scaling search spaces its points by 1 / (n_grid - 2): 3 is its smallest working grid.
+        smallest = 3 if self.duo_scaling else 2
+        if self.grid_points < smallest:
+            raise HFCompressError(f"grid_points={self.grid_points} must be at least {smallest}"
+                                  f"{' with duo_scaling' if self.duo_scaling else ''} (20 is AWQ's default)")
 
     def validate_for_model(self, model: Any) -> None:
         self.resolved_group_size(model)

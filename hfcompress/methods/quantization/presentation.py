@@ -64,4 +64,4 @@ class QuantizationPresentation(MethodPresentation):
         return [self.kind, f"{step.get('bits')}-bit", f"int{step.get('bits')}", "quantized"]
 
     def example(self) -> Any:
-        return {"rtn": RTNConfig(bits=8), "gptq": GPTQConfig(bits=4, group_size=32), "awq": AWQConfig(bits=4, group_size=32, grid_points=2)}[self.kind]
+        return {"rtn": RTNConfig(bits=8), "gptq": GPTQConfig(bits=4, group_size=32), "awq": AWQConfig(bits=4, group_size=32, grid_points=3)}[self.kind]
