@@ -14,6 +14,7 @@ from .config import CompressionConfig
 from .errors import HFCompressError
 from .grid import grid_to_yaml, load_grid, run_grid
 from .methods.distill import DistillConfig
+from .methods.gguf import GGUFConfig
 from .methods.lowrank import LowRankConfig
 from .methods.pruning import PruneConfig
 from .methods.quantization import AWQConfig, GPTQConfig, RTNConfig
@@ -31,6 +32,7 @@ __all__ = [
     "StructuredPruneConfig",
     "DistillConfig",
     "LowRankConfig",
+    "GGUFConfig",
     "EvalSettings",
     "load_recipe",
     "load_grid",

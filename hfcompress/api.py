@@ -95,6 +95,7 @@ class CompressedModel:
         self._adapter: CompressionAdapter = PlainSave()
         self._save: Callable[[Any, Path], None] | None = None
         self._holds: list[AfterStepHook] = []
+        self._load: dict[str, Any] = {}
         self._loaded_manifest = manifest
         self._folder: Path | None = None  # the saved folder this variant was loaded from
 
@@ -134,6 +135,13 @@ class CompressedModel:
         # Resolve every adapter first, so a missing backend fails before minutes of loading and work.
         adapters = resolve_adapters(steps, backend)
         loaded = load_model(model, revision=revision, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
+        quantized = (getattr(loaded.model.config, "quantization_config", None) or {})
+        quantized = quantized.get("quant_method") if isinstance(quantized, dict) else getattr(quantized, "quant_method", None)
+        if quantized and steps and not steps[0].follows_quantization:
+            raise HFCompressError(
+                f"{loaded.source.model_id!r} is already quantized ({quantized}); {steps[0].kind} needs full-precision weights: "
+                "compress its base model instead (its hfcompress.json names it), or re-export it with a GGUF step"
+            )
         for step in steps:
             step.validate_for_model(loaded.model)
 
@@ -159,7 +167,8 @@ class CompressedModel:
             # Earlier steps may have changed the shapes (structured pruning, low rank): check this step against
             # the model it will really see, so a conflict is one clear line rather than a backend's trace.
             step.validate_for_model(self.model)
-            context = StepContext(calibration=calib, source=self.source, holds=list(self._holds), progress=progress)
+            context = StepContext(calibration=calib, source=self.source, holds=list(self._holds), progress=progress,
+                                  save_model=self._save or self._adapter.save)
             result = adapter.compress(self.model, self.tokenizer, step, context)
             if not isinstance(result, StepResult):
                 raise HFCompressError(f"adapter {adapter.name!r} returned {type(result).__name__} for {step.kind}, not a StepResult")
@@ -173,7 +182,7 @@ class CompressedModel:
             if result.hold is not None:
                 self._holds.append(result.hold)
             self.steps.append(StepRecord(step, adapter.name, adapter.versions(), time.perf_counter() - started, info))
-            self._adapter, self._save = adapter, result.save
+            self._adapter, self._save, self._load = adapter, result.save, dict(result.load)
             logger.info("step %s done in %.1f s", step.kind, self.steps[-1].seconds)
 
     @classmethod
@@ -222,6 +231,7 @@ class CompressedModel:
                 "auto_class": "AutoModelForCausalLM",
                 "requires": sorted(self._adapter.load_requires) if self.steps else [],
                 "trust_remote_code": bool(getattr(self.model.config, "auto_map", None)),
+                **self._load,
             },
             **environment_info(),
         }
@@ -237,7 +247,8 @@ class CompressedModel:
 
         The variant is saved to a temp folder and reloaded first, so it is measured as users will load it: in
         memory, RTN and AWQ may still round inside every forward. ``reload=False`` measures the in-memory model
-        (no second copy in memory) and says so in ``settings.measured``. Settings are an ``EvalSettings`` or its
+        (no second copy in memory) and says so in ``settings.measured``; a GGUF variant is always measured from its
+        file, with llama.cpp. Settings are an ``EvalSettings`` or its
         fields as keywords (``max_tokens=2048``). The result is kept in ``self.results`` and written as
         results.json by ``save_pretrained``.
         """
@@ -249,7 +260,7 @@ class CompressedModel:
         if self._folder is not None and not self.steps:
             # Loaded from its saved folder and unchanged since: it already is the model as saved.
             result = bench_evaluate(self._subject(self._folder), settings, name=name or self._folder.name, **options)
-        elif reload and self.recipe:
+        elif (reload or self.save_format == "gguf") and self.recipe:
             with tempfile.TemporaryDirectory(prefix="hfcompress-eval-") as tmp:
                 folder = self.save_pretrained(Path(tmp) / "variant", card=False)
                 result = bench_evaluate(folder, settings, name=name or _default_name(self), **options)
@@ -268,7 +279,8 @@ class CompressedModel:
         manifest = self.manifest()
         with atomic_directory(target, overwrite=overwrite) as tmp:
             (self._save or self._adapter.save)(self.model, tmp)
-            self.tokenizer.save_pretrained(tmp)
+            if self._adapter.writes_tokenizer or not self.steps:
+                self.tokenizer.save_pretrained(tmp)
             write_json_atomic(tmp / MANIFEST_NAME, manifest)
             (tmp / RECIPE_NAME).write_text(recipe_to_yaml(self.recipe), encoding="utf-8")
             if self.results is not None:

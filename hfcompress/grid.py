@@ -58,6 +58,7 @@ from .recipe import as_recipe, compact_steps, recipe_to_dicts
 logger = logging.getLogger("hfcompress")
 
 BASE_CACHE_NAME = ".base-cache.json"
+BASE_REFERENCE_DIR = ".base-reference"  # the base's log-probabilities (KL) and its F16 GGUF, kept for every variant
 GRID_FILE_NAME = "grid.yaml"
 _SETTING_KEYS = ("model", "calibration", "num_samples", "seq_len", "seed", "backend", "evaluate")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
@@ -371,7 +372,7 @@ def run_variant(plan: GridPlan, variant: GridVariant, base_cache: dict[str, Any]
             gc.collect()
             status("evaluate")
             results = evaluate(tmp, plan.evaluate, name=name, base_cache=base_cache, reproduce=reproduce,
-                               progress=plan.progress).to_dict()
+                               progress=plan.progress, reference_dir=plan.output_dir / BASE_REFERENCE_DIR).to_dict()
             write_results(tmp, results)
             write_json_atomic(plan.base_cache_path, base_cache)
             _write_card(tmp, results)

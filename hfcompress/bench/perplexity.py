@@ -21,11 +21,13 @@ class WindowScores:
         count: number of scored tokens (every token after the first, once).
         predictions: the model's greedy next-token choice at every scored position (1-D LongTensor, CPU),
             used to measure how often a compressed model agrees with its base.
+        kl: KL(reference || model) at every scored position (1-D float tensor, nats), when a reference was given.
     """
 
     nll: float
     count: int
     predictions: Any
+    kl: Any = None
 
     @property
     def perplexity(self) -> float:
@@ -68,8 +70,13 @@ def negative_log_likelihood(model: Any, input_ids: Any, *, context: int = 512, s
     return scores.nll, scores.count
 
 
-def score_windows(model: Any, input_ids: Any, *, context: int = 512, stride: int = 256, progress: bool = False) -> WindowScores:
+def score_windows(model: Any, input_ids: Any, *, context: int = 512, stride: int = 256, progress: bool = False,
+                  record: Any = None, reference: Any = None) -> WindowScores:
     """One sliding-window pass: summed NLL, scored-token count and the greedy prediction at each scored token.
+
+    ``model`` is a transformers model or a bench engine (anything with ``logits(window)``). ``record`` (a
+    ``LogProbFile``) receives the log-probabilities at every scored position; with ``reference`` (the base's
+    ``LogProbFile``) the KL divergence to it is measured at each of them.
 
     Example:
         >>> import torch
@@ -83,6 +90,8 @@ def score_windows(model: Any, input_ids: Any, *, context: int = 512, stride: int
     import torch
     from tqdm.auto import tqdm
 
+    from .reference import kl_divergence
+
     if input_ids.dim() != 1:
         input_ids = input_ids.reshape(-1)
     if stride <= 0 or context <= 0 or stride > context:
@@ -90,23 +99,38 @@ def score_windows(model: Any, input_ids: Any, *, context: int = 512, stride: int
     n = input_ids.numel()
     if n < 2:
         raise ValueError("perplexity needs at least 2 tokens")
-    device = next(model.parameters()).device
+    logits_of = _logits_function(model)
     total, counted, prev_end = 0.0, 0, 0
-    predictions = []
+    predictions, kls = [], []
     starts = list(range(0, n - 1, stride))
     with torch.inference_mode():
         for begin in tqdm(starts, desc="perplexity", unit="window", disable=not progress, leave=False):
             end = min(begin + context, n)
-            window = input_ids[begin:end].to(device).unsqueeze(0)
-            logits = model(window).logits[0, :-1].float()
-            targets = window[0, 1:]
+            window = input_ids[begin:end]
+            logits = logits_of(window)[:-1].float()
+            targets = window[1:].to(logits.device)
             # Score only tokens past what the previous window already scored.
             first_new = max(prev_end - begin - 1, 0)
-            losses = torch.nn.functional.cross_entropy(logits[first_new:], targets[first_new:], reduction="sum")
-            total += float(losses)
-            counted += int(targets[first_new:].numel())
-            predictions.append(logits[first_new:].argmax(dim=-1).cpu())
+            logp = torch.log_softmax(logits[first_new:], dim=-1)
+            total += float(-logp.gather(1, targets[first_new:, None]).sum())
+            rows = int(targets[first_new:].numel())
+            if record is not None:
+                record.write(counted, logp)
+            if reference is not None:
+                kls.append(kl_divergence(reference.read(counted, rows).to(logp.device), logp).cpu())
+            counted += rows
+            predictions.append(logp.argmax(dim=-1).cpu())
             prev_end = end
             if end == n:
                 break
-    return WindowScores(total, counted, torch.cat(predictions))
+    return WindowScores(total, counted, torch.cat(predictions), torch.cat(kls) if kls else None)
+
+
+def _logits_function(model: Any) -> Any:
+    if callable(getattr(model, "logits", None)):
+        return model.logits
+
+    def logits(window: Any) -> Any:
+        return model(window.to(next(model.parameters()).device).unsqueeze(0)).logits[0]
+
+    return logits

@@ -192,3 +192,26 @@ def linear_sparsity(model: Any) -> float | None:
         zeros += int((weight == 0).sum())
         total += weight.numel()
     return zeros / total if total else None
+
+
+def gguf_stats(path: str | Path) -> dict[str, Any]:
+    """Parameters and stored bits of a GGUF file (its tensors' element counts and the file's size).
+
+    ``bits_per_weight_linear`` covers the decoder blocks' weight matrices (``blk.*``), where quantization acts.
+    """
+    from ..methods.backends.llamacpp import read_header
+
+    params = params_linear = bits_linear = 0
+    for tensor in read_header(path)[1]:
+        params += tensor.n_elements
+        if tensor.name.startswith("blk.") and len(tensor.shape) == 2:
+            params_linear += tensor.n_elements
+            bits_linear += tensor.n_bytes * 8
+    bits = Path(path).stat().st_size * 8
+    return {
+        "parameters": params,
+        "storage_bits": bits,
+        "bits_per_weight": bits / params if params else None,
+        "parameters_linear": params_linear,
+        "bits_per_weight_linear": bits_linear / params_linear if params_linear else None,
+    }

@@ -74,6 +74,54 @@ def _one_run(model: Any, prompt: Any, new_tokens: int, sync: Any) -> tuple[float
     return prefill, decode
 
 
+def speed_samples(
+    model: Any,
+    text_ids: Any,
+    *,
+    prompt_tokens: int = 128,
+    new_tokens: int = 32,
+    batch_sizes: Sequence[int] = (1, 8),
+    runs: int = 5,
+    warmup: int = 1,
+) -> dict[str, list[float]]:
+    """The timed samples behind ``measure_speed``: metric name -> one value per run (for interleaving and spreads)."""
+    import torch
+
+    if runs < 1 or warmup < 0 or prompt_tokens < 1 or new_tokens < 1:
+        raise ValueError("runs, prompt_tokens and new_tokens must be positive and warmup >= 0")
+    device = next(model.parameters()).device
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    samples: dict[str, list[float]] = {}
+    for batch in batch_sizes:
+        prompt = _prompt_batch(text_ids, batch, prompt_tokens).to(device)
+        for _ in range(warmup):
+            _one_run(model, prompt, new_tokens, sync)
+        suffix = "" if batch == 1 else f"_batch{batch}"
+        for _ in range(runs):
+            prefill, decode = _one_run(model, prompt, new_tokens, sync)
+            samples.setdefault(f"prefill_tokens_per_s{suffix}", []).append(batch * prompt_tokens / prefill)
+            samples.setdefault(f"decode_tokens_per_s{suffix}", []).append(batch * new_tokens / decode)
+            if batch == 1:
+                samples.setdefault("time_to_first_token", []).append(prefill * 1000)
+    return samples
+
+
+def speed_metrics(samples: dict[str, list[float]], **settings: Any) -> dict[str, dict[str, Any]]:
+    """Median and spread of each metric's samples with its unit, direction and the settings it was measured with.
+
+    Example:
+        >>> m = speed_metrics({"decode_tokens_per_s_batch8": [80.0, 90.0], "time_to_first_token": [12.0]})
+        >>> m["decode_tokens_per_s_batch8"]["batch_size"], m["time_to_first_token"]["unit"]
+        (8, 'ms')
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for name, values in samples.items():
+        batch = int(name.rsplit("_batch", 1)[1]) if "_batch" in name else 1
+        unit, higher = ("ms", False) if name == "time_to_first_token" else ("tokens/s", True)
+        out[name] = {**summarize(values), "unit": unit, "higher_is_better": higher, "batch_size": batch, **settings}
+    return out
+
+
 def measure_speed(
     model: Any,
     text_ids: Any,
@@ -87,36 +135,13 @@ def measure_speed(
     """Time prefill and decode; returns metric name -> measurement (value, unit, spread, runs, settings).
 
     Metrics: ``time_to_first_token`` (ms, batch 1), ``prefill_tokens_per_s`` (batch 1), ``decode_tokens_per_s``
-    (batch 1) and ``decode_tokens_per_s_batch{B}`` / ``prefill_tokens_per_s_batch{B}`` for each larger batch.
+    (batch 1) and ``decode_tokens_per_s_batch{B}`` / ``prefill_tokens_per_s_batch{B}`` for each larger batch; a
+    batch's tokens/s count every sequence of the batch.
 
     Example:
         >>> measure_speed(model, ids, runs=3)["time_to_first_token"]["unit"]     # doctest: +SKIP
         'ms'
     """
-    import torch
-
-    if runs < 1 or warmup < 0 or prompt_tokens < 1 or new_tokens < 1:
-        raise ValueError("runs, prompt_tokens and new_tokens must be positive and warmup >= 0")
-    device = next(model.parameters()).device
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    settings = {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "warmup": warmup}
-    metrics: dict[str, dict[str, Any]] = {}
-    for batch in batch_sizes:
-        prompt = _prompt_batch(text_ids, batch, prompt_tokens).to(device)
-        for _ in range(warmup):
-            _one_run(model, prompt, new_tokens, sync)
-        prefills, decodes = [], []
-        for _ in range(runs):
-            prefill, decode = _one_run(model, prompt, new_tokens, sync)
-            prefills.append(prefill)
-            decodes.append(decode)
-        suffix = "" if batch == 1 else f"_batch{batch}"
-        common = {"higher_is_better": True, "batch_size": batch, **settings}
-        metrics[f"prefill_tokens_per_s{suffix}"] = {
-            **summarize([batch * prompt_tokens / t for t in prefills]), "unit": "tokens/s", **common}
-        metrics[f"decode_tokens_per_s{suffix}"] = {
-            **summarize([batch * new_tokens / t for t in decodes]), "unit": "tokens/s", **common}
-        if batch == 1:
-            metrics["time_to_first_token"] = {
-                **summarize([t * 1000 for t in prefills]), "unit": "ms", **common, "higher_is_better": False}
-    return metrics
+    samples = speed_samples(model, text_ids, prompt_tokens=prompt_tokens, new_tokens=new_tokens, batch_sizes=batch_sizes,
+                            runs=runs, warmup=warmup)
+    return speed_metrics(samples, prompt_tokens=prompt_tokens, new_tokens=new_tokens, warmup=warmup)

@@ -70,8 +70,10 @@ _EXTRA_OF_MODULE = {"gradio": "space", "gradio_client": "space", "plotly": "spac
 
 
 def _quiet_backends() -> None:
-    # llm-compressor logs every module at INFO through loguru; keep the terminal to our progress bars.
+    # llm-compressor logs every module at INFO through loguru; keep the terminal to our progress bars. A failure
+    # reaches the user as our one line, not as the retry warnings huggingface_hub logs on the way.
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
     try:
         from loguru import logger as loguru_logger
 

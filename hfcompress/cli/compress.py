@@ -43,7 +43,8 @@ def _recipe_from_args(args: argparse.Namespace) -> list[Any]:
 
 
 # Flags of `compress` that set a method option of the same name (each method takes the ones it has).
-METHOD_OPTIONS = ("bits", "group_size", "symmetric", "sparsity", "pattern", "target", "ratio", "importance", "rank", "energy")
+METHOD_OPTIONS = ("bits", "group_size", "symmetric", "sparsity", "pattern", "target", "ratio", "importance", "rank", "energy",
+                  "quant", "imatrix")
 
 
 def add_compress_parser(sub: Any) -> None:
@@ -62,6 +63,9 @@ def add_compress_parser(sub: Any) -> None:
     p.add_argument("--importance", help="structured pruning importance: magnitude or activation")
     p.add_argument("--rank", type=float, help="low-rank: kept rank (integer) or fraction")
     p.add_argument("--energy", type=float, help="low-rank: fraction of singular-value energy kept")
+    p.add_argument("--quant", help="gguf: llama.cpp file type, e.g. Q4_K_M, Q8_0, F16")
+    p.add_argument("--imatrix", action=argparse.BooleanOptionalAction, default=None,
+                   help="gguf: weight the rounding by an importance matrix of the calibration text (default: on for K/IQ types)")
     p.add_argument("--backend", default="auto", help="adapter name, or 'auto' (default)")
     p.add_argument("--evaluate", action="store_true", help="benchmark against the base model and write results.json")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")

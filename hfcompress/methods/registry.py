@@ -68,12 +68,15 @@ class StepContext:
         source: the ``ModelSource`` of the run's base model (distillation's default teacher reloads it).
         holds: hooks left by earlier steps (sparsity masks) that a training step must respect.
         progress: whether to show progress bars.
+        save_model: writes a model in the format the recipe's steps so far produce (a step that re-reads the
+            model from disk, such as GGUF export, uses it).
     """
 
     calibration: Any = None
     source: Any = None
     holds: list[AfterStepHook] = field(default_factory=list)
     progress: bool = True
+    save_model: Callable[[Any, Path], None] = lambda model, out_dir: type(model).save_pretrained(model, out_dir, safe_serialization=True)
 
 
 @dataclass
@@ -86,12 +89,14 @@ class StepResult:
         hold: an ``AfterStepHook`` kept for every later step (None when the step leaves nothing to keep).
         save: a writer for this step's format when it needs state the adapter holds (e.g. GPTQModel's own
             wrapper); None means ``adapter.save``.
+        load: what hfcompress.json's ``load`` section says beyond the defaults (e.g. the GGUF file's name).
     """
 
     model: Any
     info: dict[str, Any] = field(default_factory=dict)
     hold: AfterStepHook | None = None
     save: Callable[[Any, Path], None] | None = None
+    load: dict[str, Any] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -125,6 +130,8 @@ class CompressionAdapter:
     save_format: ClassVar[str] = "safetensors"
     load_requires: ClassVar[tuple[str, ...]] = ()
     priority: ClassVar[int] = 100
+    #: Whether the saved folder gets the tokenizer's files (a GGUF file carries its own tokenizer).
+    writes_tokenizer: ClassVar[bool] = True
 
     # -- environment -------------------------------------------------------------------------------
     def unavailable_reason(self) -> str | None:
@@ -310,6 +317,10 @@ class MethodPresentation:
     def example(self) -> CompressionConfig | None:
         """The smallest working config of this kind on a tiny test model (the registry-wide test runs it)."""
         return None
+
+    def example_model(self) -> dict[str, Any]:
+        """What the tiny test model for ``example()`` needs (``hfcompress.testing.build_tiny_model`` options)."""
+        return {}
 
 
 _PRESENTATIONS: dict[str, MethodPresentation] = {}

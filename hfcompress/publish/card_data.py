@@ -139,6 +139,8 @@ def card_context(
         "trust_remote_code": bool(load.get("trust_remote_code")),
         "auto_class": load.get("auto_class") or "AutoModelForCausalLM",
         "vllm": fmt in ("compressed-tensors", "safetensors", "gptq", "awq") and not load.get("trust_remote_code"),
+        "gguf_file": load.get("gguf_file"),
+        "gguf_quant": next((step.get("quant") for step in recipe if step.get("kind") == "gguf"), None),
         "calibration": calibration,
         "calibration_text": _calibration_text(calibration),
         "evaluation": evaluation,
@@ -197,7 +199,8 @@ def card_metadata(context: dict[str, Any]) -> Any:
     return ModelCardData(
         base_model=context["base_model_id"],
         license=context["license_id"],
-        library_name="transformers",
+        # A GGUF repo is llama.cpp's; the Hub recognises it from the file (and the gguf tag).
+        library_name=None if context.get("gguf_file") else "transformers",
         pipeline_tag="text-generation",
         tags=context["tags_list"],
         datasets=context["hub_datasets"] or None,
