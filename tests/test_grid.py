@@ -118,7 +118,7 @@ def test_interrupted_grid_resumes_without_recomputing_finished_variants(tiny_lla
     assert "needs-backend: skipped: not available" in md
     assert "decode b2 (tok/s)" in lines[0] and "decode b8" not in lines[0]  # the batch size that was measured
     csv_lines = (out / "comparison.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("variant,recipe,size (MB)") and csv_lines[1].startswith("base: ") and len(csv_lines) == 4
+    assert csv_lines[0].startswith("variant,recipe,engine,size (MB)") and csv_lines[1].startswith("base: ") and len(csv_lines) == 4
     for name in ("size_vs_perplexity.png", "speed_vs_perplexity.png"):
         png = out / name
         assert png.stat().st_size > 5_000

@@ -435,7 +435,9 @@ def _base_target(subject: Subject, base: Any, engine_name: str, gguf_file: Path 
         return gguf_file
     loaded = where if isinstance(where, Subject) else load_model(where)
     dense_folder(loaded.model, loaded.tokenizer, lambda model, out: type(model).save_pretrained(model, out), scratch / "base-hf")
-    llamacpp.convert(scratch / "base-hf", gguf_file, "f16")
+    gguf_file = gguf_file.resolve()
+    gguf_file.parent.mkdir(parents=True, exist_ok=True)
+    llamacpp.convert(scratch / "base-hf", gguf_file, "f16", name=Path(str(subject.source.model_id)).name)
     return gguf_file
 
 

@@ -30,6 +30,8 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("sparsity", "sparsity", "value", "{:.3f}"),
     ("perplexity", "perplexity", "value", "{:.2f}"),
     ("ppl ratio", "perplexity", "ratio", "{:.3f}"),
+    ("KL (nats)", "kl_divergence", "value", "{:.4f}"),
+    ("KL p99", "kl_divergence_p99", "value", "{:.3f}"),
     ("next-token agreement", "next_token_agreement", "value", "{:.3f}"),
     ("prefill (tok/s)", "prefill_tokens_per_s", "value", "{:.0f}"),
     ("decode (tok/s)", "decode_tokens_per_s", "value", "{:.1f}"),
@@ -64,41 +66,56 @@ def _recipe_text(results: dict[str, Any]) -> str:
     return recipe_label(results.get("variant", {}).get("recipe", []))
 
 
-def comparison_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows (dicts of raw numbers) for the table: the base model first, then each variant.
+def _engine(res: dict[str, Any]) -> str:
+    return (res.get("settings") or {}).get("engine") or "transformers"
 
-    The base row takes each metric's ``base`` value from the variants (all measured on the same data).
+
+def comparison_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows (dicts of raw numbers) for the table: per engine, its base model first, then the variants it measured.
+
+    A base row takes each metric's ``base`` value from the variants measured on that engine (all on the same data):
+    a GGUF variant's base is the base converted to F16 and run by llama.cpp, never the transformers one, so an
+    engine's figures are only ever compared with the same engine's. ``_unreliable`` lists a row's speed columns
+    whose spread stayed wide.
 
     Example:
-        >>> comparison_rows(load_results("runs/demo"))[0]["variant"]    # doctest: +SKIP
-        'base: HuggingFaceTB/SmolLM2-135M-Instruct'
+        >>> comparison_rows([])
+        []
     """
     rows: list[dict[str, Any]] = []
     if not results:
         return rows
-    base_metrics: dict[str, Any] = {}
-    for res in results:
-        for metric, m in res.get("metrics", {}).items():
-            if m.get("base") is not None and metric not in base_metrics:
-                base_metrics[metric] = m["base"]
-    base_id = results[0].get("base_model", {}).get("model_id", "base")
     columns = columns_for(results)
-    if base_metrics:
-        base_row: dict[str, Any] = {"variant": f"base: {base_id}", "recipe": "none"}
-        for title, metric, fld, _ in columns:
-            base_row[title] = base_metrics.get(metric) if fld == "value" else (1.0 if metric in base_metrics else None)
-        rows.append(base_row)
-    for res in results:
-        row: dict[str, Any] = {"variant": res["variant"]["name"], "recipe": _recipe_text(res)}
-        for title, metric, fld, _ in columns:
-            row[title] = res.get("metrics", {}).get(metric, {}).get(fld)
-        rows.append(row)
+    engines = list(dict.fromkeys(_engine(res) for res in results))
+    base_id = results[0].get("base_model", {}).get("model_id", "base")
+    for engine in engines:
+        measured = [res for res in results if _engine(res) == engine]
+        base_metrics: dict[str, Any] = {}
+        for res in measured:
+            for metric, m in res.get("metrics", {}).items():
+                if m.get("base") is not None and metric not in base_metrics:
+                    base_metrics[metric] = m["base"]
+        if base_metrics:
+            label = f"base: {base_id}" if len(engines) == 1 else (
+                f"base F16: {base_id}" if engine == "llama.cpp" else f"base: {base_id}")
+            base_row: dict[str, Any] = {"variant": label, "recipe": "none", "engine": engine}
+            for title, metric, fld, _ in columns:
+                base_row[title] = base_metrics.get(metric) if fld == "value" else (1.0 if metric in base_metrics else None)
+            rows.append(base_row)
+        for res in measured:
+            row: dict[str, Any] = {"variant": res["variant"]["name"], "recipe": _recipe_text(res), "engine": engine}
+            metrics = res.get("metrics", {})
+            for title, metric, fld, _ in columns:
+                row[title] = metrics.get(metric, {}).get(fld)
+            row["_unreliable"] = [title for title, metric, _, _ in columns if metrics.get(metric, {}).get("reliable") is False]
+            rows.append(row)
     return rows
 
 
 def _titles(rows: Sequence[dict[str, Any]]) -> list[str]:
     # Rows carry their columns in order (comparison_rows); with no rows, the default columns.
-    return list(rows[0]) if rows else ["variant", "recipe"] + [c[0] for c in COLUMNS]
+    titles = list(rows[0]) if rows else ["variant", "recipe", "engine"] + [c[0] for c in COLUMNS]
+    return [t for t in titles if not t.startswith("_")]
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -112,17 +129,23 @@ def _cell(value: Any, fmt: str) -> str:
 def comparison_markdown(rows: Sequence[dict[str, Any]], *, extra: Sequence[str] = ()) -> str:
     """A Markdown table of ``comparison_rows`` (parameters in millions, sizes in MB)."""
     titles = _titles(rows)
-    present = [t for t in titles if t in ("variant", "recipe") or any(r.get(t) is not None for r in rows)]
-    lines = ["| " + " | ".join(present) + " |", "|" + "|".join("---" if t in ("variant", "recipe") else "---:" for t in present) + "|"]
+    text = ("variant", "recipe", "engine")
+    present = [t for t in titles if t in text or any(r.get(t) is not None for r in rows)]
+    lines = ["| " + " | ".join(present) + " |", "|" + "|".join("---" if t in text else "---:" for t in present) + "|"]
+    noisy = False
     for row in rows:
         cells = []
         for title in present:
             value = row.get(title)
             if title == "params (M)" and isinstance(value, (int, float)):
                 value = value / 1e6
-            cells.append(str(value) if title in ("variant", "recipe") else _cell(value, _FORMATS.get(title, "{:.1f}")))
+            cell = str(value) if title in text else _cell(value, _FORMATS.get(title, "{:.1f}"))
+            if title in row.get("_unreliable", ()):
+                cell, noisy = cell + " †", True
+            cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*lines, *extra]) + "\n"
+    notes = ["", "† the runs' spread stayed wide (a busy machine): not a result; measure again on a quiet one"] if noisy else []
+    return "\n".join([*lines, *notes, *extra]) + "\n"
 
 
 def comparison_csv(rows: Sequence[dict[str, Any]]) -> str:
@@ -161,19 +184,29 @@ def _scatter(rows: Sequence[dict[str, Any]], x_col: str, path: Path, *, title: s
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [(r[x_col], r["perplexity"], r["variant"], i == 0 and r["variant"].startswith("base:"))
-           for i, r in enumerate(rows) if isinstance(r.get(x_col), (int, float)) and isinstance(r.get("perplexity"), (int, float))]
+    pts = [(r[x_col], r["perplexity"], r["variant"], r.get("recipe") == "none" and r["variant"].startswith("base"),
+            r.get("engine") or "transformers")
+           for r in rows if isinstance(r.get(x_col), (int, float)) and isinstance(r.get("perplexity"), (int, float))]
     if not pts:
         return None
     front = set(pareto_front([(p[0], p[1]) for p in pts], maximize_x=maximize_x))
+    # Each engine its marker, named in the legend: a llama.cpp figure is never mistaken for a transformers one.
+    engines = list(dict.fromkeys(p[4] for p in pts))
+    markers = {engine: marker for engine, marker in zip(engines, ("o", "s", "^", "D"))}
     fig, ax = plt.subplots(figsize=(9, 6), dpi=110)
-    for i, (x, y, label, is_base) in enumerate(pts):
+    for i, (x, y, label, is_base, engine) in enumerate(pts):
         if is_base:
-            ax.scatter(x, y, marker="*", s=320, color="#d62728", edgecolor="black", zorder=4, label="base model")
+            ax.scatter(x, y, marker="*", s=320, color="#d62728", edgecolor="black", zorder=4)
         else:
-            ax.scatter(x, y, s=80, color="#1f77b4" if i in front else "#9e9e9e", edgecolor="black", zorder=3)
-        short = f"base ({label[6:].rstrip('/').split('/')[-1]})" if is_base else label
+            ax.scatter(x, y, s=80, marker=markers[engine], color="#1f77b4" if i in front else "#9e9e9e", edgecolor="black", zorder=3)
+        short = f"{label.split(':')[0]} ({label.split(':', 1)[1].strip().rstrip('/').split('/')[-1]})" if is_base else label
+        if is_base and len(engines) > 1:
+            short += f", {engine}"
         ax.annotate(short, (x, y), textcoords="offset points", xytext=(7, 6), fontsize=8)
+    ax.scatter([], [], marker="*", s=200, color="#d62728", edgecolor="black", label="base model")
+    if len(engines) > 1:
+        for engine in engines:
+            ax.scatter([], [], marker=markers[engine], s=60, color="white", edgecolor="black", label=f"measured by {engine}")
     line = sorted((pts[i][0], pts[i][1]) for i in front)
     if len(line) > 1:
         ax.step([p[0] for p in line], [p[1] for p in line], where="post" if not maximize_x else "pre",

@@ -42,6 +42,8 @@ _LM_EVAL_DATASETS = {
     "gsm8k": ("openai/gsm8k", "gsm8k"),
     "mmlu": ("cais/mmlu", "mmlu"),
 }
+# The measurements that are evaluation results (what the Hub's model-index is for), by name prefix.
+EVALUATION_METRICS = ("perplexity", "kl_divergence", "lm_eval/", "task/")
 # Metrics that describe a variant rather than rate it (more sparsity is neither better nor worse by itself).
 _DESCRIPTIVE = {"sparsity"}
 # hfcompress.bench's public evaluation sets -> the Hub datasets they read.
@@ -53,6 +55,8 @@ _METRIC_LABELS = {
     "bits_per_weight": "Bits per weight",
     "sparsity": "Sparsity",
     "next_token_agreement": "Next-token agreement with base",
+    "kl_divergence": "KL divergence to base (mean)",
+    "kl_divergence_p99": "KL divergence to base (99th percentile)",
     "prefill_tokens_per_s": "Prefill speed",
     "decode_tokens_per_s": "Decode speed (batch 1)",
     "time_to_first_token": "Time to first token",
@@ -169,9 +173,15 @@ def card_context(
 def card_metadata(context: dict[str, Any]) -> Any:
     """The ``ModelCardData`` (the YAML block) built from a ``card_context`` dict.
 
+    ``model-index`` holds evaluation results only (perplexity, KL divergence to the base, task accuracies), each on
+    the dataset it was measured on; size, speed, memory and time are not evaluations and stay in the card's table.
+
     Example:
-        >>> card_metadata(card_context(manifest, results)).to_dict()["library_name"]    # doctest: +SKIP
-        'transformers'
+        >>> ctx = card_context({"base_model": {"kind": "hub", "model_id": "org/base"}, "recipe": [{"kind": "rtn", "bits": 8}]},
+        ...                    {"metrics": {"perplexity": {"value": 12.0, "unit": "ppl", "dataset": "held-out text"},
+        ...                                 "size_on_disk": {"value": 100.0, "unit": "MB"}}})
+        >>> [r.metric_type for r in card_metadata(ctx).eval_results]
+        ['perplexity']
     """
     from huggingface_hub import EvalResult, ModelCardData
 
@@ -182,7 +192,7 @@ def card_metadata(context: dict[str, Any]) -> Any:
         extra["quantized_by"] = context["quantized_by"]
     eval_results = []
     for row in context["metrics"]:
-        if not isinstance(row["value"], (int, float)):
+        if not isinstance(row["value"], (int, float)) or not row["name"].startswith(EVALUATION_METRICS):
             continue
         dataset_type, dataset_name = _model_index_dataset(row, context)
         eval_results.append(EvalResult(
@@ -277,6 +287,10 @@ def _metric_rows(results: dict[str, Any] | None) -> list[dict[str, Any]]:
         details = []
         if metric.get("tokens"):
             details.append(f"{metric['tokens']} tokens")
+        if metric.get("engine"):
+            details.append(f"engine {metric['engine']}")
+        if metric.get("reliable") is False:
+            details.append("spread stayed wide: not a result")
         if metric.get("context"):
             details.append(f"window {metric['context']}")
         if metric.get("stride"):

@@ -72,7 +72,8 @@ def _problems_markdown(variants: VariantSet) -> str:
 _ABOUT = """
 ### What the columns mean
 - **size (MB)**: weights on disk; **params (M)**: parameters in millions (pruned zeros still count unless shapes shrank).
-- **perplexity**: on held-out text (lower is better); **decode tok/s**: generation speed at batch 1; **memory (MB)**: peak memory while generating.
+- **perplexity**: on held-out text (lower is better); **KL (nats)**: how far the variant's next-token distribution is from the base's there (0 = the same); **decode tok/s**: generation speed at batch 1; **memory (MB)**: peak memory while generating.
+- **engine**: what computed the figures. GGUF variants are measured by llama.cpp against the base converted to F16 and run by llama.cpp (their own base row); the others by transformers: compare a ratio with its own engine's base.
 - **×** columns: the variant divided by the base model, measured in the same run on the same machine.
 - **bits**: average bits per weight of the Linear layers (scales and zero points included); **sparsity**: fraction of weights that are zero.
 
@@ -120,7 +121,7 @@ def _leaderboard_tab(gr: Any, state: _AppState, present: list[str]) -> dict[str,
         descending = gr.Checkbox(False, label="Descending", scale=1)
     table = gr.Dataframe(initial_table, label="All variants (× = ratio to the base model)", interactive=False,
                          wrap=True, pinned_columns=1, show_search="search", elem_id="hfc-table",
-                         column_widths=["12%", "11%", "9%", "4%", "5.5%", *["5.85%"] * 10],
+                         column_widths=["11%", "10%", "8%", "6%", "4%", "5%", *["5.6%"] * 10],
                          buttons=["fullscreen", "copy"], max_height=520)
     with gr.Row():
         size_plot = gr.Plot(initial_size, label="Size vs perplexity", show_label=False, elem_id="hfc-size-plot")

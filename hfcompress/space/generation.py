@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import HFCompressError, one_line
 from ..loading import EMBEDDED_PACKAGE, load_model
+from ..methods.backends import llamacpp
 from .table import median_base
 from .variants import Variant, VariantSet
 
@@ -87,6 +88,8 @@ class ModelCache:
 
 
 def _model_bytes(value: Any) -> int:
+    if isinstance(value, _LlamaCppModel):
+        return value.memory_bytes()
     model = getattr(value, "model", value)
     total = 0
     for getter in ("parameters", "buffers"):
@@ -104,6 +107,55 @@ def _estimate_bytes(variant: Variant | None) -> int:
         if variant.folder is not None:
             return sum(p.stat().st_size for p in variant.folder.glob("*.safetensors")) * 2
     return 0
+
+
+class _LlamaCppModel:
+    """A GGUF variant loaded by llama.cpp for streamed generation (greedy, or sampled from the shared seed)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.llm = llamacpp.load(path, context=2048)
+
+    def stream(self, prompt: str, stats: "GenerationStats", *, max_new_tokens: int, sample: bool, temperature: float,
+               top_p: float, seed: int, chat_template: bool) -> Iterator[tuple[str, "GenerationStats"]]:
+        options: dict[str, Any] = dict(max_tokens=int(max_new_tokens), stream=True, seed=int(seed),
+                                       temperature=float(temperature) if sample else 0.0, top_p=float(top_p) if sample else 1.0,
+                                       top_k=0 if sample else 1)
+        self.llm.reset()
+        stats.started = time.perf_counter()
+        if chat_template:
+            chunks = (c["choices"][0]["delta"].get("content") or "" for c in
+                      self.llm.create_chat_completion([{"role": "user", "content": prompt}], **options))
+        else:
+            chunks = (c["choices"][0]["text"] for c in self.llm.create_completion(prompt, **options))
+        text = ""
+        for chunk in chunks:
+            if not chunk:
+                continue
+            now = time.perf_counter()
+            stats.first_token = stats.first_token or now
+            stats.last_token = now
+            stats.tokens += 1
+            text += chunk
+            yield text, stats
+        yield text, stats
+
+    def memory_bytes(self) -> int:
+        return self.path.stat().st_size
+
+
+def _gguf_path(variant: Variant) -> Path:
+    name = variant.gguf_file
+    if variant.folder is not None and (variant.folder / name).is_file():
+        return variant.folder / name
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(variant.repo_id, name))
+
+
+def _gguf_bytes(variant: Variant) -> int:
+    size = variant.metric("size_on_disk").get("value")
+    return int(size * 1e6) if isinstance(size, (int, float)) else 0
 
 
 @dataclass
@@ -199,6 +251,9 @@ class Generator:
         variant = self.variants.get(name)
         if not variant.has_weights:
             raise HFCompressError(f"{name}: no weights here (only its results were bundled); load it from its Hub repo")
+        if variant.gguf_file:
+            # A GGUF variant runs where its users run it: llama.cpp, from the file.
+            return self.cache.get(name, lambda: _LlamaCppModel(_gguf_path(variant)), _gguf_bytes(variant))
         trust = bool(((variant.manifest or {}).get("load") or {}).get("trust_remote_code"))
         return self.cache.get(name, lambda: load_model(variant.load_id, trust_remote_code=trust), _estimate_bytes(variant))
 
@@ -215,6 +270,10 @@ class Generator:
         stats = GenerationStats(started=time.perf_counter())
         loaded = self.load(name)
         stats.load_seconds = time.perf_counter() - stats.started
+        if isinstance(loaded, _LlamaCppModel):
+            yield from loaded.stream(prompt, stats, max_new_tokens=max_new_tokens, sample=sample, temperature=temperature,
+                                     top_p=top_p, seed=seed, chat_template=chat_template)
+            return
         model, tokenizer = loaded.model, loaded.tokenizer
         if chat_template and getattr(tokenizer, "chat_template", None):
             text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)

@@ -27,11 +27,12 @@ _METRIC_COLUMNS = (
     ("size (MB)", "size_on_disk", "size ×"),
     ("params (M)", "parameters", "params ×"),
     ("perplexity", "perplexity", "ppl ×"),
+    ("KL (nats)", "kl_divergence", "KL ×"),
     ("decode tok/s", "decode_tokens_per_s", "speed ×"),
     ("memory (MB)", "peak_memory", "memory ×"),
 )
-TABLE_COLUMNS = ("variant", "method", "family", "bits", "sparsity") + tuple(
-    name for header, _, ratio in _METRIC_COLUMNS for name in (header, ratio)
+TABLE_COLUMNS = ("variant", "method", "family", "engine", "bits", "sparsity") + tuple(
+    name for header, _, ratio in _METRIC_COLUMNS for name in (header, ratio) if ratio != "KL ×"
 )
 
 
@@ -63,54 +64,72 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-_DIGITS = {"size_on_disk": 1, "parameters": 2, "perplexity": 2, "decode_tokens_per_s": 1, "peak_memory": 1}
+_DIGITS = {"size_on_disk": 1, "parameters": 2, "perplexity": 2, "kl_divergence": 4, "decode_tokens_per_s": 1, "peak_memory": 1}
+
+
+def base_label(variants: VariantSet, engine: str = "transformers") -> str:
+    """The base model's row name: ``<name> (base)``, or ``<name> F16 (base, llama.cpp)`` for GGUF variants' base."""
+    if engine == "llama.cpp" and any(v.engine != "llama.cpp" for v in variants.variants):
+        return f"{variants.base_name} F16 (base, llama.cpp)"
+    return f"{variants.base_name} (base)"
 
 
 def table_rows(variants: VariantSet) -> list[dict[str, Any]]:
-    """One dict per row (base model first), keyed by ``TABLE_COLUMNS``; missing measurements are None.
+    """One dict per row, keyed by ``TABLE_COLUMNS``: per engine its base model first, then the variants it measured.
 
-    The base row takes each metric's ``base`` value (the median over variants, since each variant's run
-    measured the base again); a variant's ratio is the one measured in its own run.
+    A base row takes each metric's ``base`` value (the median over that engine's variants, since each variant's run
+    measured the base again); a variant's ratio is the one measured in its own run. GGUF variants are measured by
+    llama.cpp against the base converted to F16, so they get their own base row: engines are never mixed.
 
     Example:
-        >>> table_rows(find_variants("runs/grid"))[0]["family"]   # doctest: +SKIP
+        >>> table_rows(VariantSet("runs/x"))[0]["family"]
         'base'
     """
-    base: dict[str, Any] = {
-        "variant": f"{variants.base_name} (base)",
-        "method": "none",
-        "family": BASE_FAMILY,
-        "bits": median_base(variants, "bits_per_weight_linear") or median_base(variants, "bits_per_weight"),
-        "sparsity": _round(median_base(variants, "sparsity"), 3),
-    }
-    rows = [base]
-    for header, metric, ratio_header in _METRIC_COLUMNS:
-        unit = next((v.metric(metric).get("unit") for v in variants.variants if v.metric(metric)), None)
-        base[header] = _round(_to_display(metric, median_base(variants, metric), unit), _DIGITS[metric])
-        base[ratio_header] = 1.0 if base[header] is not None else None
-    if base["bits"] is not None:
-        base["bits"] = round(base["bits"], 2)
-    for variant in variants.variants:
-        # Bits of the Linear weights (what "4-bit" means); the whole-model figure also counts embeddings.
-        bits = variant.metric("bits_per_weight_linear").get("value")
-        if bits is None:
-            bits = variant.metric("bits_per_weight").get("value")
-        if bits is None:
-            bits = next((s.get("bits") for s in variant.recipe if s.get("bits") is not None), None)
-        sparsity = variant.metric("sparsity").get("value")
-        row: dict[str, Any] = {
-            "variant": variant.name,
-            "method": variant.method,
-            "family": ", ".join(variant.families),
-            "bits": round(float(bits), 2) if isinstance(bits, (int, float)) else None,
-            "sparsity": round(float(sparsity), 3) if isinstance(sparsity, (int, float)) else None,
-        }
-        for header, metric, ratio_header in _METRIC_COLUMNS:
-            entry = variant.metric(metric)
-            row[header] = _round(_to_display(metric, entry.get("value"), entry.get("unit")), _DIGITS[metric])
-            row[ratio_header] = _round(_ratio(entry), 3)
-        rows.append(row)
+    engines = list(dict.fromkeys(v.engine for v in variants.variants)) or ["transformers"]
+    rows: list[dict[str, Any]] = []
+    for engine in sorted(engines, key=lambda e: e != "transformers"):
+        measured = [v for v in variants.variants if v.engine == engine]
+        rows.append(_base_row(measured, base_label(variants, engine), engine))
+        rows += [_variant_row(v) for v in measured]
     return rows
+
+
+def _base_row(measured: list[Variant], label: str, engine: str) -> dict[str, Any]:
+    subset = VariantSet("", measured)
+    bits = median_base(subset, "bits_per_weight_linear") or median_base(subset, "bits_per_weight")
+    base: dict[str, Any] = {"variant": label, "method": "none", "family": BASE_FAMILY, "engine": engine,
+                            "bits": round(bits, 2) if bits is not None else None,
+                            "sparsity": _round(median_base(subset, "sparsity"), 3)}
+    for header, metric, ratio_header in _METRIC_COLUMNS:
+        unit = next((v.metric(metric).get("unit") for v in measured if v.metric(metric)), None)
+        base[header] = _round(_to_display(metric, median_base(subset, metric), unit), _DIGITS[metric])
+        base[ratio_header] = 1.0 if base[header] is not None and metric != "kl_divergence" else None
+    return base
+
+
+def _variant_row(variant: Variant) -> dict[str, Any]:
+    # Bits of the Linear weights (what "4-bit" means); the whole-model figure also counts embeddings.
+    bits = variant.metric("bits_per_weight_linear").get("value")
+    if bits is None:
+        bits = variant.metric("bits_per_weight").get("value")
+    if bits is None:
+        bits = next((s.get("bits") for s in variant.recipe if s.get("bits") is not None), None)
+    sparsity = variant.metric("sparsity").get("value")
+    row: dict[str, Any] = {
+        "variant": variant.name,
+        "method": variant.method,
+        "family": ", ".join(variant.families),
+        "engine": variant.engine,
+        "bits": round(float(bits), 2) if isinstance(bits, (int, float)) else None,
+        "sparsity": round(float(sparsity), 3) if isinstance(sparsity, (int, float)) else None,
+    }
+    for header, metric, ratio_header in _METRIC_COLUMNS:
+        entry = variant.metric(metric)
+        row[header] = _round(_to_display(metric, entry.get("value"), entry.get("unit")), _DIGITS[metric])
+        row[ratio_header] = _round(_ratio(entry), 3)
+        if entry.get("reliable") is False and row[header] is not None:
+            row.setdefault("_unreliable", []).append(header)
+    return row
 
 
 def median_base(variants: VariantSet, metric: str) -> float | None:
@@ -132,7 +151,8 @@ def variant_table(variants: VariantSet, families: Sequence[str] | None = None, s
     import pandas as pd
 
     rows = table_rows(variants)
-    base, rest = rows[0], rows[1:]
+    bases = [r for r in rows if r["family"] == BASE_FAMILY]
+    rest = [r for r in rows if r["family"] != BASE_FAMILY]
     if families is not None:
         wanted = set(families)
         rest = [r for r in rest if wanted & set(r["family"].split(", "))]
@@ -143,7 +163,7 @@ def variant_table(variants: VariantSet, families: Sequence[str] | None = None, s
         missing = [r for r in rest if r[sort_by] is None]
         present.sort(key=lambda r: r[sort_by], reverse=descending)
         rest = present + missing
-    return pd.DataFrame([base, *rest], columns=list(TABLE_COLUMNS))
+    return pd.DataFrame([*bases, *rest], columns=list(TABLE_COLUMNS))
 
 
 # Which way each ratio column is good: True = a higher ratio is better.
@@ -167,7 +187,7 @@ def styled_table(table: Any) -> Any:
 
     formats: dict[str, Any] = {c: "{:.2f}×" for c in _HIGHER_IS_BETTER}
     formats.update({"bits": "{:g}", "sparsity": "{:.0%}", "size (MB)": "{:,.1f}", "params (M)": "{:,.2f}",
-                    "perplexity": "{:,.2f}", "decode tok/s": "{:,.1f}", "memory (MB)": "{:,.1f}"})
+                    "perplexity": "{:,.2f}", "KL (nats)": "{:.4f}", "decode tok/s": "{:,.1f}", "memory (MB)": "{:,.1f}"})
     styler = table.style.format({k: v for k, v in formats.items() if k in table.columns}, na_rep="–")
     for column in _HIGHER_IS_BETTER:
         if column in table.columns:
@@ -229,12 +249,15 @@ def tradeoff_figure(table: Any, x: str, y: str = "perplexity", *, minimize_x: bo
             marker={
                 "size": [16 if i in on_front else 11 for i in idx],
                 "color": family_color(family),
-                "symbol": "star" if family == BASE_FAMILY else "circle",
+                # Each engine its shape (the hover names it): a llama.cpp figure is never read as a transformers one.
+                "symbol": [("star" if family == BASE_FAMILY else "circle") + ("-open-dot" if rows[i].get("engine") == "llama.cpp" else "")
+                           for i in idx],
                 "line": {"width": [2.5 if i in on_front else 0 for i in idx], "color": "#111827"},
             },
-            customdata=[[rows[i]["variant"], rows[i]["method"], "yes" if i in on_front else "no"] for i in idx],
+            customdata=[[rows[i]["variant"], rows[i]["method"], "yes" if i in on_front else "no", rows[i].get("engine") or "transformers"]
+                        for i in idx],
             hovertemplate=(f"<b>%{{customdata[0]}}</b><br>%{{customdata[1]}}<br>{x}: %{{x}}<br>{y}: %{{y}}"
-                           "<br>on the Pareto front: %{customdata[2]}<extra></extra>"),
+                           "<br>measured by %{customdata[3]}<br>on the Pareto front: %{customdata[2]}<extra></extra>"),
         ))
     ys = [rows[i][y] for i in range(len(rows))]
     log_y = bool(ys) and min(ys) > 0 and max(ys) / min(ys) > 20

@@ -98,9 +98,24 @@ class Variant:
         return base if isinstance(base, dict) else {}
 
     @property
+    def gguf_file(self) -> str | None:
+        """The GGUF file's name when this variant is one (llama.cpp runs it), else None."""
+        name = ((self.manifest or {}).get("load") or {}).get("gguf_file")
+        return str(name) if name else None
+
+    @property
+    def engine(self) -> str:
+        """The engine its figures were measured on (transformers, llama.cpp)."""
+        return ((self.results or {}).get("settings") or {}).get("engine") or ("llama.cpp" if self.gguf_file else "transformers")
+
+    @property
     def has_weights(self) -> bool:
-        """True when a model can be loaded for generation (a local folder with config.json, or a Hub repo)."""
-        return bool(self.repo_id) or bool(self.folder and (self.folder / "config.json").is_file())
+        """True when a model can be loaded for generation (a local folder with its weights, or a Hub repo)."""
+        if self.repo_id:
+            return True
+        if self.folder is None:
+            return False
+        return (self.folder / "config.json").is_file() or bool(self.gguf_file and (self.folder / self.gguf_file).is_file())
 
     @property
     def load_id(self) -> str:

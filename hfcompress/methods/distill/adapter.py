@@ -80,7 +80,10 @@ class TransformersDistillAdapter(CompressionAdapter):
         key = hashlib.sha256(json.dumps([key_parts, model_fingerprint(student), model_fingerprint(teacher), teacher_id],
                                         sort_keys=True, default=str).encode()).hexdigest()[:16]
         run_dir = Path(config.run_dir).expanduser() if config.run_dir else cache_dir() / "distill-runs" / key
-        info = train_student(student, teacher, tokenizer, train_rows, eval_rows, config, run_dir=run_dir, progress=context.progress)
+        # The student trains with what earlier steps left held (a pruning mask stays a mask), when it is their model.
+        holds = context.holds if student is model else ()
+        info = train_student(student, teacher, tokenizer, train_rows, eval_rows, config, run_dir=run_dir,
+                             progress=context.progress, holds=holds)
         if not config.run_dir:
             # The cache copy only serves resuming an interrupted run; a finished run needs none of its GBs.
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -81,6 +81,11 @@ def _trainer_class():
             loss, parts = distillation_loss(outputs.logits, teacher_logits, labels, alpha=self.distill.alpha,
                                             temperature=self.distill.temperature, loss=self.distill.loss,
                                             beta=self.distill.jsd_beta)
+            if not torch.isfinite(loss.detach()):
+                # Training on would write NaN into every weight; stop before an optimizer step and save nothing.
+                raise HFCompressError(
+                    f"the distillation loss became {float(loss.detach())} at step {self.state.global_step}; nothing was saved: "
+                    "lower learning_rate (or temperature), or check the training text")
             self._parts["ce"] += parts["ce"]
             self._parts["kd"] += parts["kd"]
             self._parts["n"] += 1
@@ -146,12 +151,16 @@ def measure(student: Any, teacher: Any, rows: Sequence[dict[str, list[int]]], *,
 
 
 def train_student(student: Any, teacher: Any, tokenizer: Any, train_rows: Sequence[dict], eval_rows: Sequence[dict],
-                  config: Any, *, run_dir: str | os.PathLike, progress: bool = True) -> dict[str, Any]:
+                  config: Any, *, run_dir: str | os.PathLike, progress: bool = True, holds: Sequence[Any] = ()) -> dict[str, Any]:
     """Distil ``teacher`` into ``student`` (in place) with ``Trainer``; resume from the last checkpoint in ``run_dir``.
 
     Checkpoints are written every ``config.save_every`` optimizer steps (the last one is kept). Calling
     again with the same ``run_dir`` continues from the saved step, so a run stopped by Ctrl-C or a crash
     loses at most ``save_every`` steps; calling with more ``steps`` extends a finished run.
+
+    ``holds`` are what earlier steps left (``AfterStepHook``, e.g. a pruning mask): the student trains with each
+    one held (the masked weights' gradients are zero, and the mask is re-applied after every optimizer step), so
+    the trained model is the saved one and every evaluation here is of it.
 
     Returns what hfcompress.json records: steps, losses, evaluations, device, time.
 
@@ -186,6 +195,8 @@ def train_student(student: Any, teacher: Any, tokenizer: Any, train_rows: Sequen
     )
     trainer.distill_pad_id = pad_id
     trainer.remove_callback(PrinterCallback)
+    holding = _HoldCallback(student, holds)
+    trainer.add_callback(holding.callback)
     device = str(trainer.args.device)
 
     started = time.perf_counter()
@@ -193,13 +204,15 @@ def train_student(student: Any, teacher: Any, tokenizer: Any, train_rows: Sequen
     start_step = _checkpoint_step(resume)
     try:
         output = trainer.train(resume_from_checkpoint=resume)
-    except RuntimeError as err:
-        if resume and "size mismatch" in str(err):
+    except (RuntimeError, ValueError, KeyError) as err:
+        if resume and ("size mismatch" in str(err) or "parameter group" in str(err) or "state_dict" in str(err)):
             raise HFCompressError(
                 f"the checkpoint in {str(run_dir)!r} was written for a student of another shape; use another run_dir "
                 "or pass resume=False (--no-resume)"
             ) from None
         raise
+    finally:
+        holding.release()
     after = measure(trainer.model, trainer.teacher, eval_rows, pad_id=pad_id) if eval_rows else {}
     seconds = time.perf_counter() - started
     # The trainer state (restored from a checkpoint on resume) holds the whole run's logs, not just this call's.
@@ -223,7 +236,37 @@ def train_student(student: Any, teacher: Any, tokenizer: Any, train_rows: Sequen
         "eval_after": after,
         "evaluations": evaluations,
         "train_seconds": round(seconds, 1),
+        **({"held": holding.report()} if holds else {}),
     }
+
+
+class _HoldCallback:
+    """Keeps earlier steps' invariants while the trainer updates weights: gradients masked for the whole run, and
+    each invariant restored after every optimizer step (what that restoring found refilled is reported: 0 when the
+    masked gradients did their job)."""
+
+    def __init__(self, model: Any, holds: Sequence[Any]) -> None:
+        from transformers import TrainerCallback
+
+        self.model, self.holds = model, list(holds)
+        self.releases = [hold.hold_during_training(model) for hold in self.holds]
+        self.refilled = 0
+        # A bound method in the class body: the trainer calls on_step_end(args, state, control, **kwargs).
+        self.callback = type("HoldInvariants", (TrainerCallback,), {"on_step_end": staticmethod(self._on_step_end)})()
+
+    def _on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        for hold in self.holds:
+            report = hold.restore(self.model) or {}
+            self.refilled += int(report.get("refilled_weights_zeroed", 0))
+
+    def release(self) -> None:
+        for release in self.releases:
+            release()
+        self.releases = []
+
+    def report(self) -> dict[str, Any]:
+        return {"invariants": [type(h).__name__ for h in self.holds], "refilled_during_training": self.refilled,
+                "how": "gradients of the held weights zeroed; restored after every optimizer step"}
 
 
 def _training_args(cls: Any, run_dir: Path, config: Any, cuda: bool, eval_every: int, progress: bool) -> Any:
