@@ -154,6 +154,8 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.collections: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str]] = []
+        # Everything each request carried except its Authorization header: what a leaked secret would show up in.
+        self.received: list[bytes] = []
         self.lfs_puts: list[str] = []
         self.validations: list[tuple[bool, list[str]]] = []
         self._failures: dict[str, list[int]] = {}
@@ -378,6 +380,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body() if self.command in ("POST", "PUT", "PATCH", "DELETE") else b""
         with hub._lock:
             hub.requests.append((self.command, path))
+            headers = "".join(f"{k}: {v}\n" for k, v in self.headers.items() if k.lower() != "authorization")
+            hub.received.append(f"{self.command} {self.path}\n{headers}\n".encode() + body)
         try:
             # Pre-signed LFS uploads carry no Authorization (like S3 URLs): check the signature only.
             if self.command == "PUT" and path.startswith("/_lfs/"):

@@ -79,6 +79,9 @@ def test_the_gguf_step_records_its_types_and_its_importance_matrix(wide_f32, tmp
     types = llamacpp.tensor_types(out / info["gguf_file"])
     assert max(types, key=types.get) == "Q4_K" and info["tensor_types"]["Q4_K"] == pytest.approx(types["Q4_K"] / sum(types.values()), abs=1e-4)
     assert info["imatrix"]["tool"] == "llama-imatrix" and info["imatrix"]["chunks"] >= 1  # on by default for K-quants
+    # llama-quantize records the importance matrix it quantized with (its bare file name: no local path).
+    meta = llamacpp.file_metadata(out / info["gguf_file"])
+    assert meta["quantize.imatrix.chunks_count"] >= 1 and meta["quantize.imatrix.file"] == "imatrix.gguf"
     assert 4.5 < info["bits_per_weight"] < 6.5
     manifest = json.loads((out / "hfcompress.json").read_text())
     assert manifest["format"] == "gguf" and manifest["load"]["gguf_file"] == info["gguf_file"] == "wide-llama-Q4_K_M.gguf"
@@ -105,12 +108,13 @@ def test_llama_cpp_runs_the_file_and_the_benchmark_names_its_engine(tiny_llama, 
     engine = LlamaCppEngine(out / cm.steps[0].info["gguf_file"], context=64)
     assert isinstance(engine.generate(["Hello"], max_new_tokens=4)[0], str)
     settings = EvalSettings(eval_data=[list(TINY_TEXTS)], max_tokens=192, context=64, stride=32, speed_runs=1,
-                            prompt_tokens=8, new_tokens=4, max_new_tokens=4, prompts=["Hi"])
+                            prompt_tokens=8, new_tokens=4, max_new_tokens=4, prompts=["Hi"], task_items=5)
     res = evaluate(out, settings, progress=False)
     m = res.metrics
     assert res.settings["engine"] == "llama.cpp" and res.settings["base_engine"] == "llama.cpp"
     assert m["perplexity"]["engine"] == "llama.cpp" and m["decode_tokens_per_s"]["engine"] == "llama.cpp"
     assert m["perplexity"]["base"] > 0 and 0 <= m["kl_divergence"]["value"] < 0.05  # Q8_0 against F16
+    assert m["task/cloze/acc"]["engine"] == "llama.cpp" and m["task/cloze/acc"]["samples"] == 5
     assert m["size_on_disk"]["ratio"] < 0.6 and 8 < m["bits_per_weight_linear"]["value"] < 9  # Q8_0: 8.5 bits
     res.to_dict()
 
