@@ -14,7 +14,7 @@ from hfcompress.errors import HFCompressError
 
 # Settings that keep one evaluate() call to seconds on a tiny model; timing numbers are reported, not asserted.
 FAST = dict(max_tokens=192, context=64, stride=32, speed_runs=1, warmup=0, prompt_tokens=8, new_tokens=2, batch_size=2,
-            prompts=["Hello there"], max_new_tokens=4, progress=False)
+            prompts=["Hello there"], max_new_tokens=4, task_items=10, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +154,9 @@ def test_evaluate_measures_variant_and_base_and_results_validate(tiny_llama_dir,
     for name in ("decode_tokens_per_s", "decode_tokens_per_s_batch2", "time_to_first_token", "peak_memory", "size_on_disk"):
         assert m[name]["value"] > 0 and m[name]["base"] > 0
     assert data["generations"][0]["prompt"] == "Hello there" and "base" in data["generations"][0]
+    for task in ("last_word", "cloze"):  # the offline tasks, on by default, with their standard errors
+        acc = m[f"task/{task}/acc"]
+        assert 0 <= acc["value"] <= 1 and 0 <= acc["base"] <= 1 and acc["samples"] == 10 and acc["stderr"] >= 0
     assert data["reproduce"].startswith("hfcompress ")
     assert data["environment"]["versions"]["torch"] == torch.__version__
     assert len(cache) == 1  # the base's numbers are kept for the next variant

@@ -13,7 +13,7 @@ import hfcompress as hfc
 from hfcompress.config import config_class, config_kinds
 from hfcompress.methods.registry import presentation_for, registered_kinds
 
-EVAL = dict(max_tokens=128, context=64, stride=32, speed=False, generations=False)
+EVAL = dict(max_tokens=128, context=64, stride=32, speed=False, generations=False, tasks=())
 
 
 def test_every_config_of_the_package_is_a_registered_method_with_an_example():

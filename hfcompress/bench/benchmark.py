@@ -50,6 +50,7 @@ from .results import BenchmarkResult
 from .settings import EvalSettings
 from .size import checkpoint_stats, folder_size_bytes, gguf_stats, linear_sparsity, model_stats
 from .speed import speed_metrics, summarize
+from .tasks import task_metrics
 from .subject import Subject, load_subject
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def _measure(engine: Any, eval_sets: list[tuple[str, Any, str]], settings: EvalS
     """
     from tqdm.auto import tqdm
 
-    stages = ["perplexity"] + (["generations"] if settings.generations else [])
+    stages = ["perplexity"] + (["tasks"] if settings.tasks else []) + (["generations"] if settings.generations else [])
     stages += (["lm-eval"] if settings.lm_eval_tasks else []) + ["size"]
     bar = tqdm(stages, desc=f"evaluate {label}", unit="stage", disable=not progress, leave=False)
     metrics: dict[str, dict[str, Any]] = {}
@@ -173,6 +174,8 @@ def _measure(engine: Any, eval_sets: list[tuple[str, Any, str]], settings: EvalS
                 if scores.kl is not None:
                     metrics.update(_kl_metrics(scores.kl, suffix, description, engine.name))
                 predictions[key] = scores.predictions.tolist()
+        elif stage == "tasks":
+            metrics.update(task_metrics(engine, engine.tokenizer, settings.tasks, count=settings.task_items, seed=seed))
         elif stage == "generations":
             with PeakMemory() as peak:
                 gens = engine.generate(settings.prompts, settings.max_new_tokens)
@@ -402,7 +405,7 @@ def _measure_base(subject: Subject, base: Any, cache: dict[str, Any] | None, eva
     if cache is not None and key in cache and (not settings.kl or all(p.is_file() for p in files.values())):
         logger.info("base model numbers reused from the cache")
         return cache[key], ({k: LogProbFile.open(p) for k, p in files.items()} if settings.kl else {}), target
-    base_engine, model, load_peak = _load_base_engine(target, settings)
+    base_engine, model, load_peak = _load_base_engine(target, settings, subject.tokenizer)
     records = {}
     if settings.kl:
         records = {k: LogProbFile.create(files[k], rows=int(ids.numel()) - 1, vocab=base_engine.vocab_size) for k, ids, _ in eval_sets}
@@ -441,11 +444,12 @@ def _base_target(subject: Subject, base: Any, engine_name: str, gguf_file: Path 
     return gguf_file
 
 
-def _load_base_engine(target: Any, settings: EvalSettings) -> tuple[Any, Any, PeakMemory | None]:
+def _load_base_engine(target: Any, settings: EvalSettings, tokenizer: Any = None) -> tuple[Any, Any, PeakMemory | None]:
     if isinstance(target, Subject):
         return TransformersEngine(target.model, target.tokenizer), target.model, None
     if isinstance(target, Path) and target.suffix == ".gguf":
-        return LlamaCppEngine(target, context=settings.context), None, None
+        # The variant's tokenizer: the same ids as the base's (what KL and the tasks compare on).
+        return LlamaCppEngine(target, tokenizer, context=settings.context), None, None
     with PeakMemory() as load_peak:
         loaded = load_model(target)
     return TransformersEngine(loaded.model, loaded.tokenizer), loaded.model, load_peak
@@ -479,7 +483,7 @@ def _speed(engine: Any, base_target: Any, text_ids: Any, settings: EvalSettings,
     """
     base_engine = None
     if settings.interleave_speed and base_meas is not None and base_target is not None:
-        base_engine = _load_base_engine(base_target, settings)[0]
+        base_engine = _load_base_engine(base_target, settings, tokenizer)[0]
     engines = {"variant": engine, **({"base": base_engine} if base_engine is not None else {})}
     if settings.warmup:
         for e in engines.values():

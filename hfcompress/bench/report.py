@@ -33,6 +33,8 @@ COLUMNS: tuple[tuple[str, str, str, str], ...] = (
     ("KL (nats)", "kl_divergence", "value", "{:.4f}"),
     ("KL p99", "kl_divergence_p99", "value", "{:.3f}"),
     ("next-token agreement", "next_token_agreement", "value", "{:.3f}"),
+    ("last-word acc", "task/last_word/acc", "value", "{:.3f}"),
+    ("cloze acc", "task/cloze/acc", "value", "{:.3f}"),
     ("prefill (tok/s)", "prefill_tokens_per_s", "value", "{:.0f}"),
     ("decode (tok/s)", "decode_tokens_per_s", "value", "{:.1f}"),
     ("decode b8 (tok/s)", "decode_tokens_per_s_batch8", "value", "{:.1f}"),

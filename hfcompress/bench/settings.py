@@ -9,6 +9,7 @@ from typing import Any, Sequence
 
 from ..errors import HFCompressError
 from .quality import DEFAULT_PROMPTS
+from .tasks import TASKS
 
 
 @dataclass
@@ -30,13 +31,15 @@ class EvalSettings:
         interleave_speed: time the variant and its base in alternating runs, so both see the same machine
             (more runs are taken while the spread stays wide; a figure whose spread stays wide is marked unreliable).
         kl: measure the KL divergence of the variant's next-token distribution to the base's (mean, 99th percentile).
+        tasks, task_items: offline task accuracies (``hfcompress.bench.tasks``: ``last_word``, ``cloze``) on that many
+            items each from the held-out corpus, with standard errors; ``()`` for none.
 
     Example:
         >>> EvalSettings.from_dict({"max_tokens": 2048, "speed_runs": 3}).max_tokens
         2048
         >>> EvalSettings.from_dict({"max_token": 2048})
         Traceback (most recent call last):
-        hfcompress.errors.HFCompressError: unknown evaluation setting 'max_token'; valid: batch_size, context, eval_data, generations, interleave_speed, kl, lm_eval_fewshot, lm_eval_include_path, lm_eval_limit, lm_eval_tasks, max_new_tokens, max_tokens, new_tokens, prompt_tokens, prompts, speed, speed_runs, stride, warmup
+        hfcompress.errors.HFCompressError: unknown evaluation setting 'max_token'; valid: batch_size, context, eval_data, generations, interleave_speed, kl, lm_eval_fewshot, lm_eval_include_path, lm_eval_limit, lm_eval_tasks, max_new_tokens, max_tokens, new_tokens, prompt_tokens, prompts, speed, speed_runs, stride, task_items, tasks, warmup
     """
 
     eval_data: Any = "default"
@@ -58,13 +61,19 @@ class EvalSettings:
     batch_size: int = 8
     interleave_speed: bool = True
     kl: bool = True
+    tasks: Sequence[str] = ("last_word", "cloze")
+    task_items: int = 100
 
     def __post_init__(self) -> None:
         self.lm_eval_tasks = [t for t in (self.lm_eval_tasks or []) if t]
+        self.tasks = list(self.tasks or [])
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown:
+            raise HFCompressError(f"unknown task {unknown[0]!r}; offline tasks: {', '.join(TASKS)} (lm-eval tasks go in lm_eval_tasks)")
         self.prompts = list(self.prompts)
         if self.lm_eval_include_path is not None:
             self.lm_eval_include_path = str(self.lm_eval_include_path)
-        for name in ("max_tokens", "context", "stride", "speed_runs", "prompt_tokens", "new_tokens", "batch_size", "max_new_tokens"):
+        for name in ("max_tokens", "context", "stride", "speed_runs", "prompt_tokens", "new_tokens", "batch_size", "max_new_tokens", "task_items"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise HFCompressError(f"{name}={value!r} must be an integer")

@@ -57,6 +57,8 @@ _METRIC_LABELS = {
     "next_token_agreement": "Next-token agreement with base",
     "kl_divergence": "KL divergence to base (mean)",
     "kl_divergence_p99": "KL divergence to base (99th percentile)",
+    "task/last_word/acc": "Last-word accuracy (offline, LAMBADA-style)",
+    "task/cloze/acc": "4-choice cloze accuracy (offline)",
     "prefill_tokens_per_s": "Prefill speed",
     "decode_tokens_per_s": "Decode speed (batch 1)",
     "time_to_first_token": "Time to first token",

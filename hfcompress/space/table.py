@@ -22,17 +22,20 @@ from ..methods.registry import families
 from ..recipe import compact_steps
 from .variants import BASE_FAMILY, Variant, VariantSet
 
-# Table columns: (value header, metric name in results.json, ratio header).
-_METRIC_COLUMNS = (
+# Table columns: (value header, metric name in results.json, ratio header or None where a ratio means nothing:
+# KL is already a comparison with the base, and accuracies read better side by side than as quotients).
+_METRIC_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("size (MB)", "size_on_disk", "size ×"),
     ("params (M)", "parameters", "params ×"),
     ("perplexity", "perplexity", "ppl ×"),
-    ("KL (nats)", "kl_divergence", "KL ×"),
+    ("KL (nats)", "kl_divergence", None),
+    ("last-word acc", "task/last_word/acc", None),
+    ("cloze acc", "task/cloze/acc", None),
     ("decode tok/s", "decode_tokens_per_s", "speed ×"),
     ("memory (MB)", "peak_memory", "memory ×"),
 )
 TABLE_COLUMNS = ("variant", "method", "family", "engine", "bits", "sparsity") + tuple(
-    name for header, _, ratio in _METRIC_COLUMNS for name in (header, ratio) if ratio != "KL ×"
+    name for header, _, ratio in _METRIC_COLUMNS for name in (header, ratio) if name is not None
 )
 
 
@@ -64,7 +67,8 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-_DIGITS = {"size_on_disk": 1, "parameters": 2, "perplexity": 2, "kl_divergence": 4, "decode_tokens_per_s": 1, "peak_memory": 1}
+_DIGITS = {"size_on_disk": 1, "parameters": 2, "perplexity": 2, "kl_divergence": 4, "decode_tokens_per_s": 1, "peak_memory": 1,
+           "task/last_word/acc": 3, "task/cloze/acc": 3}
 
 
 def base_label(variants: VariantSet, engine: str = "transformers") -> str:
@@ -103,7 +107,8 @@ def _base_row(measured: list[Variant], label: str, engine: str) -> dict[str, Any
     for header, metric, ratio_header in _METRIC_COLUMNS:
         unit = next((v.metric(metric).get("unit") for v in measured if v.metric(metric)), None)
         base[header] = _round(_to_display(metric, median_base(subset, metric), unit), _DIGITS[metric])
-        base[ratio_header] = 1.0 if base[header] is not None and metric != "kl_divergence" else None
+        if ratio_header:
+            base[ratio_header] = 1.0 if base[header] is not None else None
     return base
 
 
@@ -126,7 +131,8 @@ def _variant_row(variant: Variant) -> dict[str, Any]:
     for header, metric, ratio_header in _METRIC_COLUMNS:
         entry = variant.metric(metric)
         row[header] = _round(_to_display(metric, entry.get("value"), entry.get("unit")), _DIGITS[metric])
-        row[ratio_header] = _round(_ratio(entry), 3)
+        if ratio_header:
+            row[ratio_header] = _round(_ratio(entry), 3)
         if entry.get("reliable") is False and row[header] is not None:
             row.setdefault("_unreliable", []).append(header)
     return row

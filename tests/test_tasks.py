@@ -1,0 +1,101 @@
+"""The offline task scorer: items come from held-out text, and accuracies are what a hand count gives."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from hfcompress.bench import tasks
+from hfcompress.data import calibration_texts, evaluation_texts
+from hfcompress.testing import tiny_model
+
+TEXTS = [
+    "The quick brown fox jumped over the lazy sleeping dog again.",
+    "Paris is the capital city of France and its largest town.",
+    "Water boils at one hundred degrees at normal pressure here.",
+    "Many people enjoy reading long novels during the cold winter.",
+    "The river flows slowly through the green valley every spring.",
+    "Students usually study mathematics and history at the school.",
+]
+
+
+class _Engine:
+    """An engine whose next-token logits are given by a rule on the ids so far (vocab = the tokenizer's)."""
+
+    name = "rule"
+
+    def __init__(self, tokenizer, knows: list[str] | None) -> None:
+        self.tokenizer, self.knows = tokenizer, knows
+        self.vocab = len(tokenizer)
+
+    def logits(self, ids):
+        ids = list(ids)
+        out = torch.zeros(len(ids), self.vocab)
+        if self.knows is None:
+            return out  # uniform: every continuation is equally likely, greedy picks token 0
+        for known in self.knows:
+            true = self.tokenizer(known, add_special_tokens=False)["input_ids"]
+            for i in range(len(ids) - 1):
+                if ids[: i + 2] == true[: i + 2]:
+                    out[i, ids[i + 1]] = 50.0  # the oracle puts (almost) all its mass on the true next token
+        return out
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return tiny_model("llama")[1]
+
+
+def test_items_come_from_held_out_text_only():
+    held_out = " ".join(evaluation_texts())
+    train = set(calibration_texts())
+    tokenizer = tiny_model("llama")[1]
+    for task in tasks.TASKS:
+        items = tasks.build_items(task, tokenizer, count=20)
+        assert len(items) == 20
+        for item in items:
+            assert item.context in held_out and not any(item.context in t for t in train if len(item.context) > 40)
+            assert 0 <= item.answer < len(item.choices)
+        assert tasks.build_items(task, tokenizer, count=20) == items  # deterministic
+
+
+def test_cloze_items_have_four_different_choices_with_the_true_word_among_them(tok):
+    items = tasks.build_items("cloze", tok, count=6, texts=TEXTS * 2)
+    for item in items:
+        assert len(set(item.choices)) == 4
+        assert (item.context + item.choices[item.answer]).strip() in [t.strip() for t in TEXTS]
+
+
+def test_an_oracle_scores_one_and_a_uniform_model_what_a_hand_count_gives(tok):
+    for task in tasks.TASKS:
+        items = tasks.build_items(task, tok, count=6, texts=TEXTS * 2)
+        oracle = tasks.score(_Engine(tok, TEXTS), tok, task, items)
+        assert oracle["value"] == 1.0 and oracle["stderr"] == 0.0 and oracle["samples"] == len(items)
+        uniform = tasks.score(_Engine(tok, None), tok, task, items)
+        # All choices tie under a uniform model and the first one wins the tie; greedy picks token 0 (never a word).
+        expected = sum(item.answer == 0 for item in items) / len(items) if task == "cloze" else 0.0
+        assert uniform["value"] == pytest.approx(expected)
+        assert uniform["stderr"] == pytest.approx(math.sqrt(expected * (1 - expected) / len(items)))
+
+
+def test_the_continuation_log_probability_is_the_models_own(tok):
+    model, _ = tiny_model("llama")
+    engine = type("E", (), {"logits": lambda self, ids: model(torch.tensor([list(ids)])).logits[0]})()
+    context, continuation = "Paris is the capital", " city of France."
+    got, _ = tasks._continuation_logprob(engine.logits, tok, context, continuation)
+    ids = tok(context + continuation, add_special_tokens=False)["input_ids"]
+    n = len(ids) - len(tok(context, add_special_tokens=False)["input_ids"])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
+    by_hand = sum(float(logp[i - 1, ids[i]]) for i in range(len(ids) - n, len(ids)))
+    assert got == pytest.approx(by_hand, abs=1e-4)
+
+
+def test_an_unknown_task_is_one_clear_error():
+    from hfcompress.bench.settings import EvalSettings
+    from hfcompress.errors import HFCompressError
+
+    with pytest.raises(HFCompressError, match="unknown task 'lambada'; offline tasks: last_word, cloze"):
+        EvalSettings(tasks=["lambada"])
