@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 from ._version import __version__
 from .artifacts import MANIFEST_NAME, MANIFEST_VERSION, RECIPE_NAME, RESULTS_NAME, read_manifest, read_results_json
-from .atomic import atomic_directory, check_output_dir, write_json_atomic
+from .atomic import atomic_directory, check_output_dir, fault_point, write_errors, write_json_atomic
 from .bench import EvalSettings, Subject, evaluate as bench_evaluate
 from .config import CompressionConfig, check_recipe_order
 from .data import CalibrationData, load_calibration
@@ -275,10 +275,13 @@ class CompressedModel:
         The folder loads with plain ``transformers.AutoModelForCausalLM.from_pretrained``. It is written to a
         temp folder and renamed into place; a non-empty existing folder is refused unless ``overwrite=True``.
         """
-        target = check_output_dir(save_directory, overwrite)
+        # The model read in (a folder, a GGUF file) is never written over, even with overwrite=True.
+        inputs = [(self.source.path, "the input model"), (self.source.gguf_file, "the input GGUF file")]
+        target = check_output_dir(save_directory, overwrite, inputs=inputs)
         manifest = self.manifest()
-        with atomic_directory(target, overwrite=overwrite) as tmp:
+        with write_errors(target), atomic_directory(target, overwrite=overwrite, inputs=inputs) as tmp:
             (self._save or self._adapter.save)(self.model, tmp)
+            fault_point("save:after-weights")
             if self._adapter.writes_tokenizer or not self.steps:
                 self.tokenizer.save_pretrained(tmp)
             write_json_atomic(tmp / MANIFEST_NAME, manifest)

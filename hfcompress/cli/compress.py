@@ -72,9 +72,20 @@ def add_compress_parser(sub: Any) -> None:
     add_calibration_args(p)
 
 
+def _check_output(args: argparse.Namespace) -> None:
+    """Fail before minutes of work: an output that cannot be written, or that would overwrite what the run reads."""
+    inputs = [(getattr(args, "model", None), "the input model"), (getattr(args, "student", None), "the --student model"),
+              (getattr(args, "run_dir", None), "the --run-dir checkpoint folder")]
+    run_dir = getattr(args, "run_dir", None)
+    if run_dir and Path(run_dir).expanduser().resolve() == Path(args.output).expanduser().resolve():
+        raise HFCompressError("--run-dir and -o are the same folder: the saved model would replace the checkpoints "
+                              "(and the checkpoints it); give --run-dir its own folder")
+    check_output_dir(args.output, args.overwrite, inputs=inputs)
+
+
 @command("compress")
 def _cmd_compress(args: argparse.Namespace) -> int:
-    check_output_dir(args.output, args.overwrite)  # fail before minutes of work
+    _check_output(args)
     if getattr(args, "rank", None) is not None and float(args.rank).is_integer():
         args.rank = int(args.rank)
     recipe = _recipe_from_args(args)
@@ -155,7 +166,7 @@ def add_distill_parser(sub: Any) -> None:
 
 @command("distill")
 def _cmd_distill(args: argparse.Namespace) -> int:
-    check_output_dir(args.output, args.overwrite)  # fail before minutes of work
+    _check_output(args)
     options: dict[str, Any] = {field: getattr(args, flag) for flag, field in _DISTILL_OPTIONS.items() if getattr(args, flag) is not None}
     if args.student is not None:
         options["student"] = args.student
