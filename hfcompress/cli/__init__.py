@@ -20,7 +20,7 @@ from typing import Sequence
 from .._version import __version__
 from ..errors import HFCompressError
 from . import compress, evaluate, publish, space
-from ._common import COMMANDS
+from ._common import COMMANDS, backend_log
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         _quiet_backends()
     try:
+        if args.command in _LOGGED_COMMANDS:
+            runs_folder = args.output if _LOGGED_COMMANDS[args.command] else None
+            with backend_log(args, runs_folder):
+                return int(COMMANDS[args.command](args) or 0)
         return int(COMMANDS[args.command](args) or 0)
     except HFCompressError as err:
         print(f"hfcompress: error: {err}", file=sys.stderr)
@@ -64,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("hfcompress: interrupted; finished outputs are kept, partial ones were discarded", file=sys.stderr)
         return 130
 
+
+# Commands that drive backends, whose logs go to a file: True = into the runs folder (-o), False = the cache's logs.
+_LOGGED_COMMANDS = {"compress": False, "distill": False, "grid": True, "demo": True}
 
 _EXTRA_OF_MODULE = {"gradio": "space", "gradio_client": "space", "plotly": "space", "lm_eval": "eval", "gptqmodel": "gptq",
                     "optimum": "gptq", "auto_gptq": "legacy", "awq": "legacy"}

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+import contextlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
 
 from ..errors import HFCompressError
+from ..logs import LOG_FILE_NAME, backend_logs
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int | None]] = {}
 
@@ -18,6 +24,24 @@ def command(name: str) -> Callable[[Callable[[argparse.Namespace], int | None]],
         return fn
 
     return wrap
+
+
+@contextlib.contextmanager
+def backend_log(args: argparse.Namespace, runs_folder: str | os.PathLike | None = None) -> Iterator[Path]:
+    """Run a command's work with the backends' logs in a file (``-v`` shows them too), and say where it is.
+
+    A runs folder keeps its own ``hfcompress.log``; other commands write one per run under
+    ``$HFCOMPRESS_LOG_DIR`` (default ``~/.cache/hfcompress/logs``).
+    """
+    if runs_folder is not None:
+        path = Path(runs_folder) / LOG_FILE_NAME
+    else:
+        folder = Path(os.environ.get("HFCOMPRESS_LOG_DIR") or Path.home() / ".cache" / "hfcompress" / "logs")
+        path = folder / f"{args.command}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    with backend_logs(path, verbose=args.verbose) as log:
+        yield log
+    if not args.verbose:
+        print(f"backend logs: {log}", file=sys.stderr)
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
