@@ -125,6 +125,11 @@ def test_interrupted_grid_resumes_without_recomputing_finished_variants(tiny_lla
         # The base model's red star and the blue Pareto-front markers are really drawn.
         assert _pixels_like(png, (214, 39, 40)) > 100 and _pixels_like(png, (31, 119, 180)) > 100
     assert (out / "grid.yaml").is_file() and (out / ".base-cache.json").is_file()
+    # The trade-off table: one row per technique, from its variant that kept the most quality.
+    kept = {r["variant"]["name"]: 100 * r["metrics"]["perplexity"]["base"] / r["metrics"]["perplexity"]["value"] for r in rows}
+    winner = max(kept, key=kept.get)
+    trade = [line for line in (out / "tradeoffs.md").read_text().splitlines() if line.startswith("| ")][1:]
+    assert len(trade) == 1 and f"| {winner} |" in trade[0] and f"| {kept[winner]:.1f} |" in trade[0]
 
     # A variant whose recipe was edited since is computed again, not served from its old numbers.
     edited = {"variants": {"shrink-90": [ShrinkConfig(0.8)], "shrink-50": [ShrinkConfig(0.5)]}}

@@ -150,6 +150,57 @@ def comparison_markdown(rows: Sequence[dict[str, Any]], *, extra: Sequence[str] 
     return "\n".join([*lines, *notes, *extra]) + "\n"
 
 
+def _trained_tokens(recipe: Sequence[dict[str, Any]]) -> int:
+    # Tokens a training step goes through: steps x batch x sequence length (an upper bound: rows may be shorter).
+    return sum(int(step.get("steps") or 0) * int(step.get("batch_size") or 0) * int(step.get("seq_len") or 0)
+               for step in recipe if step.get("kind") == "distill")
+
+
+def tradeoff_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trade-off table: one row per technique family (the families a variant's recipe combines), from the
+    variant of that family that kept the most quality; quality kept = base perplexity / perplexity.
+
+    Example:
+        >>> res = {"variant": {"name": "q", "recipe": [{"kind": "rtn", "bits": 8}]}, "metrics": {
+        ...     "perplexity": {"value": 10.0, "base": 9.0}, "size_on_disk": {"ratio": 0.4}}}
+        >>> row = tradeoff_rows([res])[0]
+        >>> row["technique"], row["quality kept (%)"], row["size ×"]
+        ('quantization', 90.0, 0.4)
+    """
+    from ..methods.registry import step_families
+
+    best: dict[str, dict[str, Any]] = {}
+    for res in results:
+        metrics = res.get("metrics", {})
+        ppl = metrics.get("perplexity", {})
+        if not ppl.get("value") or not ppl.get("base"):
+            continue
+        recipe = res.get("variant", {}).get("recipe", [])
+        family = " + ".join(step_families(recipe))
+        row = {"technique": family, "best variant": res["variant"]["name"], "engine": _engine(res),
+               "size ×": metrics.get("size_on_disk", {}).get("ratio"),
+               "decode speed ×": metrics.get("decode_tokens_per_s", {}).get("ratio"),
+               "quality kept (%)": round(100.0 * ppl["base"] / ppl["value"], 1),
+               "compress (s)": metrics.get("compress_time", {}).get("value"),
+               "trained tokens": _trained_tokens(recipe) or None}
+        if family not in best or row["quality kept (%)"] > best[family]["quality kept (%)"]:
+            best[family] = row
+    return list(best.values())
+
+
+def tradeoff_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """``tradeoff_rows`` as Markdown, with what each column means."""
+    titles = ["technique", "best variant", "engine", "size ×", "decode speed ×", "quality kept (%)", "compress (s)", "trained tokens"]
+    formats = {"size ×": "{:.3f}", "decode speed ×": "{:.2f}", "quality kept (%)": "{:.1f}", "compress (s)": "{:.0f}", "trained tokens": "{:,}"}
+    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join("---" if t in ("technique", "best variant", "engine") else "---:" for t in titles) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(t), formats[t]) if t in formats else str(row.get(t, "")) for t in titles) + " |")
+    lines += ["", "Per technique, the variant that kept the most quality. size × and decode speed × are ratios to the base "
+              "measured by the same engine; quality kept = base perplexity / variant perplexity; trained tokens = "
+              "steps × batch × sequence length of the training steps."]
+    return "\n".join(lines) + "\n"
+
+
 def comparison_csv(rows: Sequence[dict[str, Any]]) -> str:
     """CSV text of ``comparison_rows``: raw numbers (parameters as a count, sizes in MB), one header line."""
     titles = _titles(rows)
@@ -262,6 +313,9 @@ def write_comparison(results: Sequence[dict[str, Any]], out_dir: str | os.PathLi
     paths: dict[str, Path] = {}
     paths["markdown"] = write_text_atomic(out / "comparison.md", comparison_markdown(rows, extra=[""] + [f"- {n}" for n in notes] if notes else ()))
     paths["csv"] = write_text_atomic(out / "comparison.csv", comparison_csv(rows))
+    tradeoffs = tradeoff_rows(results)
+    if tradeoffs:
+        paths["tradeoffs"] = write_text_atomic(out / "tradeoffs.md", tradeoff_markdown(tradeoffs))
     first = results[0] if results else {}
     hw = first.get("environment", {}).get("hardware", {})
     ev = first.get("data", {}).get("eval", {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from ..bench import EvalSettings, evaluate, load_subject, write_results
@@ -62,7 +63,9 @@ def add_grid_parser(sub: Any) -> None:
 def _print_grid(out: Any) -> None:
     print()
     print(out.table())
-    for key in ("markdown", "csv", "size_plot", "speed_plot"):
+    if "tradeoffs" in out.files:
+        print(Path(out.files["tradeoffs"]).read_text(encoding="utf-8"))
+    for key in ("markdown", "csv", "tradeoffs", "size_plot", "speed_plot"):
         if key in out.files:
             print(f"{key:>10}: {out.files[key]}")
     print(f"variants in {out.output_dir}: {len(out.computed)} computed, {len(out.resumed)} kept from before, "
