@@ -84,6 +84,19 @@ ROWS: dict[str, tuple[list[Any], Callable[[], list[Any]]]] = {
 }
 
 
+# Settings measured for the defaults' choice (hfcompress side only; the direct call is the row's): name -> (row, recipe).
+CANDIDATES: dict[str, tuple[str, list[Any]]] = {
+    "gptq-w4:actorder=weight": ("gptq-w4", [hfc.GPTQConfig(bits=4, group_size=G, actorder="weight")]),
+    "gptq-w4:actorder=static": ("gptq-w4", [hfc.GPTQConfig(bits=4, group_size=G, actorder="static")]),
+    "gptq-w4:actorder=weight,observer=mse": ("gptq-w4", [hfc.GPTQConfig(bits=4, group_size=G, actorder="weight", observer="mse")]),
+    "gptq-w4:actorder=weight,dampening_frac=0.05": ("gptq-w4", [hfc.GPTQConfig(bits=4, group_size=G, actorder="weight", dampening_frac=0.05)]),
+    "gptq-w4:actorder=weight,dampening_frac=0.1": ("gptq-w4", [hfc.GPTQConfig(bits=4, group_size=G, actorder="weight", dampening_frac=0.1)]),
+    "gptq-w4:actorder=weight,block_size=64": ("gptq-w4", [hfc.GPTQConfig(bits=4, group_size=G, actorder="weight", block_size=64)]),
+    "gptq-w4:actorder=weight,dampening_frac=0.05,block_size=64": ("gptq-w4", [hfc.GPTQConfig(bits=4, group_size=G, actorder="weight", dampening_frac=0.05, block_size=64)]),
+    "awq-w4:grid_points=10": ("awq-w4", [hfc.AWQConfig(bits=4, group_size=G, grid_points=10)]),
+}
+
+
 def _texts() -> list[str]:
     # The first NUM_TEXTS calibration texts of the corpus (never the held-out part), the same for both sides.
     return list(calibration_texts()[:NUM_TEXTS])
@@ -101,7 +114,7 @@ def _direct(base: Any, tokenizer: Any, build: Callable[[], list[Any]], texts: li
     rows = [tokenizer(t, add_special_tokens=False, truncation=True, max_length=SEQ_LEN)["input_ids"] for t in texts]
     import torch
 
-    calibration = CalibrationData(texts=texts, input_ids=[torch.tensor(r) for r in rows], source="list",
+    calibration = CalibrationData(texts=texts, input_ids=[torch.tensor(r) for r in rows], source="list", seed=0,
                                   num_samples=len(rows), seq_len=SEQ_LEN)
     started = time.perf_counter()
     run_oneshot(model, tokenizer, build(), calibration)
@@ -124,10 +137,12 @@ def main() -> None:
     reference = LogProbFile.open(scratch / "base.npy")
     print(f"base perplexity {base_ppl:.3f}", flush=True)
     env = environment_info()
-    for name, (recipe, build) in ROWS.items():
-        if args.only and name not in args.only:
+    jobs = [(name, side, recipe, build) for name, (recipe, build) in ROWS.items() for side in ("direct", "hfcompress")]
+    jobs += [(row, f"hfcompress {label.split(':', 1)[1]}", recipe, ROWS[row][1]) for label, (row, recipe) in CANDIDATES.items()]
+    for name, side, recipe, build in jobs:
+        if args.only and name not in args.only and f"{name}:{side.split(' ', 1)[-1]}" not in args.only:
             continue
-        for side in ("direct", "hfcompress"):
+        if True:
             gc.collect()
             if side == "direct":
                 model, seconds = _direct(base, tokenizer, build, texts)
@@ -140,10 +155,10 @@ def main() -> None:
             measured = _measure(model, ids, reference)
             row = {"row": name, "side": side, "ppl_ratio": measured["perplexity"] / base_ppl, "kl": measured["kl"],
                    "seconds": round(seconds, 1), "perplexity": measured["perplexity"], "base_perplexity": base_ppl,
-                   "recipe": [c.to_dict() for c in recipe] if side == "hfcompress" else [repr(m) for m in build()],
+                   "recipe": [c.to_dict() for c in recipe] if side != "direct" else [repr(m) for m in build()],
                    "calibration": f"{NUM_TEXTS} texts; direct: one sample each, truncated to {SEQ_LEN}; hfcompress: packed into {SEQ_LEN}-token samples",
                    "eval": "4096 held-out tokens, window 1024, stride 512", "versions": env["versions"], "hardware": env["hardware"]}
-            print(f"{name:>16} {side:>10}: ppl x{row['ppl_ratio']:.4f}  KL {row['kl']:.4f}  {seconds:.0f} s", flush=True)
+            print(f"{name:>16} {side:>34}: ppl x{row['ppl_ratio']:.4f}  KL {row['kl']:.4f}  {seconds:.0f} s", flush=True)
             with open(args.jsonl, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(row, default=str) + "\n")
             del model
@@ -165,6 +180,14 @@ def markdown(jsonl: Path) -> str:
             continue
         lines.append(f"| {name} | {d['ppl_ratio']:.3f} | {d['kl']:.4f} | {d['seconds']:.0f} | {h['ppl_ratio']:.3f} | "
                      f"{h['kl']:.4f} | {h['seconds']:.0f} | {h['ppl_ratio'] / d['ppl_ratio']:.3f} |")
+    tried = [(row, side, r) for (row, side), r in latest.items() if side not in ("direct", "hfcompress")]
+    if tried:
+        lines += ["", "Settings tried for the defaults (hfcompress side):", "",
+                  "| scheme | setting | ppl × | KL | time (s) | / direct |", "|---|---|---:|---:|---:|---:|"]
+        for row, side, r in tried:
+            d = latest.get((row, "direct"))
+            lines.append(f"| {row} | {side.split(' ', 1)[1]} | {r['ppl_ratio']:.3f} | {r['kl']:.4f} | {r['seconds']:.0f} | "
+                         f"{r['ppl_ratio'] / d['ppl_ratio']:.3f} |" if d else f"| {row} | {side} | {r['ppl_ratio']:.3f} | {r['kl']:.4f} | {r['seconds']:.0f} | |")
     return "\n".join(lines) + "\n"
 
 
