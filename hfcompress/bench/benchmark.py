@@ -482,7 +482,8 @@ def _speed(engine: Any, base_target: Any, text_ids: Any, settings: EvalSettings,
     spread stays wide is marked ``reliable: false``.
     """
     base_engine = None
-    if settings.interleave_speed and base_meas is not None and base_target is not None:
+    # base_target None is the embedded model (load_model(None)), not "no base": the base stage ran if base_meas is set.
+    if settings.interleave_speed and base_meas is not None:
         base_engine = _load_base_engine(base_target, settings, tokenizer)[0]
     engines = {"variant": engine, **({"base": base_engine} if base_engine is not None else {})}
     if settings.warmup:
