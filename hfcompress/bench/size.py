@@ -130,13 +130,7 @@ def checkpoint_stats(folder: str | Path) -> dict[str, Any] | None:
             if layer and (len(entry["shape"]) == 2 or name.endswith((".weight_packed", ".weight.compressed"))):
                 params_linear += logical
                 bits_linear += stored
-    return {
-        "parameters": params,
-        "storage_bits": bits,
-        "bits_per_weight": bits / params if params else None,
-        "parameters_linear": params_linear,
-        "bits_per_weight_linear": bits_linear / params_linear if params_linear else None,
-    }
+    return _bits_summary(params, bits, params_linear, bits_linear)
 
 
 def model_stats(model: Any) -> dict[str, Any]:
@@ -164,13 +158,7 @@ def model_stats(model: Any) -> dict[str, Any]:
         if ".layers." in name and tensor.dim() == 2:
             params_linear += tensor.numel()
             bits_linear += stored
-    return {
-        "parameters": params,
-        "storage_bits": bits,
-        "bits_per_weight": bits / params if params else None,
-        "parameters_linear": params_linear,
-        "bits_per_weight_linear": bits_linear / params_linear if params_linear else None,
-    }
+    return _bits_summary(params, bits, params_linear, bits_linear)
 
 
 def linear_sparsity(model: Any) -> float | None:
@@ -208,6 +196,11 @@ def gguf_stats(path: str | Path) -> dict[str, Any]:
             params_linear += tensor.n_elements
             bits_linear += tensor.n_bytes * 8
     bits = Path(path).stat().st_size * 8
+    return _bits_summary(params, bits, params_linear, bits_linear)
+
+
+def _bits_summary(params: int, bits: int, params_linear: int, bits_linear: int) -> dict[str, Any]:
+    # One shape for a checkpoint's and a GGUF file's figures: the layers' bits per weight is what "4-bit" means.
     return {
         "parameters": params,
         "storage_bits": bits,

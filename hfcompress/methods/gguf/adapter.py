@@ -18,6 +18,7 @@ import logging
 import shutil
 import tempfile
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,15 @@ class LlamaCppGGUF(CompressionAdapter):
         self.expect(config, GGUFConfig)
         if config.uses_imatrix and (reason := llamacpp.unavailable_reason(imatrix=True)):
             raise HFCompressError(reason)
-        work = tempfile.TemporaryDirectory(prefix="hfcompress-gguf-")
-        folder = Path(work.name)
+        folder = Path(tempfile.mkdtemp(prefix="hfcompress-gguf-"))
+        try:
+            return self._convert_and_quantize(model, tokenizer, config, context, folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _convert_and_quantize(self, model: Any, tokenizer: Any, config: GGUFConfig, context: StepContext,
+                              folder: Path) -> StepResult:
         log = folder / "llama.cpp.log"
         timings: dict[str, float] = {}
         started = time.perf_counter()
@@ -115,7 +123,9 @@ class LlamaCppGGUF(CompressionAdapter):
         def save(_model: Any, out_dir: Path) -> None:
             out_dir.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(final, Path(out_dir) / name)
-            _ = work  # the closure keeps the temp folder (and the file) alive until the variant is saved
+
+        # The file lives in the temp folder as long as the variant can still be saved: removed with ``save``.
+        weakref.finalize(save, shutil.rmtree, str(folder), True)
 
         return StepResult(model, info, save=save, load={"library": "llama.cpp", "gguf_file": name})
 
