@@ -191,3 +191,10 @@ def test_every_fault_point_is_documented():
     sources = "".join(p.read_text() for p in Path(hfcompress.__file__).parent.rglob("*.py"))
     for point in FAULT_POINTS:
         assert f'fault_point("{point}")' in sources, point
+
+
+@pytest.mark.parametrize("flag", ["--temperature", "--lr"])
+def test_a_nan_training_setting_is_refused_before_any_training(model_copy, tmp_path, flag):
+    out = run_cli("distill", str(model_copy), "--steps", "2", flag, "nan", "-o", str(tmp_path / "student"))
+    assert_one_line_error(out, "nan")
+    assert not (tmp_path / "student").exists()

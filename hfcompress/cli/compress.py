@@ -78,8 +78,8 @@ def _check_output(args: argparse.Namespace) -> None:
               (getattr(args, "run_dir", None), "the --run-dir checkpoint folder")]
     run_dir = getattr(args, "run_dir", None)
     if run_dir and Path(run_dir).expanduser().resolve() == Path(args.output).expanduser().resolve():
-        raise HFCompressError("--run-dir and -o are the same folder: the saved model would replace the checkpoints "
-                              "(and the checkpoints it); give --run-dir its own folder")
+        raise HFCompressError("--run-dir and -o are the same folder: saving the model would replace the training "
+                              "checkpoints; give --run-dir a folder of its own")
     check_output_dir(args.output, args.overwrite, inputs=inputs)
 
 
