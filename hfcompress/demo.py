@@ -10,7 +10,7 @@ slowest step of any grid: 15 minutes at 16 x 512 and 20 points), 30 distillation
 Example:
     >>> from hfcompress.demo import demo_grid
     >>> len(demo_grid()["variants"])
-    9
+    11
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 from .grid import run_grid
 from .methods.distill import DistillConfig
+from .methods.gguf import GGUFConfig
 from .methods.lowrank import LowRankConfig
 from .methods.pruning import PruneConfig
 from .methods.quantization import AWQConfig, GPTQConfig, RTNConfig
@@ -38,6 +39,7 @@ DEMO_EVALUATE: dict[str, Any] = {
     "new_tokens": 16,
     "batch_size": 8,
     "max_new_tokens": 24,
+    "task_items": 50,
 }
 
 
@@ -45,8 +47,8 @@ def demo_grid() -> dict[str, Any]:
     """The demo's grid: one variant per method family, with group size 64 (SmolLM2's width 576 = 9 x 64).
 
     Example:
-        >>> sorted(demo_grid()["variants"])[:3]
-        ['awq-4bit-g64', 'gptq-4bit-g64', 'lowrank-asvd95']
+        >>> sorted(demo_grid()["variants"])[:4]
+        ['awq-4bit-g64', 'gguf-q4_k_m-imatrix', 'gguf-q8_0', 'gptq-4bit-g64']
     """
     return {
         "num_samples": DEMO_NUM_SAMPLES,
@@ -60,6 +62,9 @@ def demo_grid() -> dict[str, Any]:
             "sparsegpt-2of4": [PruneConfig(method="sparsegpt", pattern="2:4")],
             "structured-neurons25": [StructuredPruneConfig(target="neurons", ratio=0.25)],
             "lowrank-asvd95": [LowRankConfig()],
+            # GGUF files for llama.cpp (measured with llama.cpp against the base's F16 GGUF): where a CPU gets faster.
+            "gguf-q8_0": [GGUFConfig(quant="Q8_0")],
+            "gguf-q4_k_m-imatrix": [GGUFConfig(quant="Q4_K_M")],
             # Prune, then recover with a short distillation from the base model.
             "structured-neurons25-distill": [
                 StructuredPruneConfig(target="neurons", ratio=0.25),
