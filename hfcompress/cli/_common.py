@@ -65,6 +65,9 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-speed", action="store_true", help="skip the prefill/decode timing")
     p.add_argument("--no-generations", action="store_true", help="skip the fixed-prompt generations")
     p.add_argument("--speed-runs", type=int, default=None, help="timed runs per speed number, after one warm-up (default 5)")
+    p.add_argument("--offline-tasks", default=None,
+                   help="offline task accuracies, comma-separated: last_word, cloze (default both), or 'none'")
+    p.add_argument("--task-items", type=int, default=None, help="items per offline task (default 100)")
     p.add_argument("--tasks", default=None, help="lm-evaluation-harness tasks, comma-separated (e.g. arc_easy,hellaswag; needs hfcompress[eval])")
     p.add_argument("--limit", type=float, default=None, help="lm-eval samples per task (an integer, or a fraction < 1)")
     p.add_argument("--num-fewshot", type=int, default=None, help="lm-eval few-shot examples")
@@ -75,7 +78,9 @@ def eval_options(args: argparse.Namespace) -> dict[str, Any]:
     kw: dict[str, Any] = {}
     if args.eval_data:
         kw["eval_data"] = [s.strip() for s in args.eval_data.split(",") if s.strip()]
-    for name in ("max_tokens", "context", "stride", "speed_runs"):
+    if args.offline_tasks is not None:
+        kw["tasks"] = [t.strip() for t in args.offline_tasks.split(",") if t.strip() and t.strip() != "none"]
+    for name in ("max_tokens", "context", "stride", "speed_runs", "task_items"):
         if getattr(args, name) is not None:
             kw[name] = getattr(args, name)
     if args.no_speed:
