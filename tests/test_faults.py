@@ -30,6 +30,20 @@ def run_cli(*args, fault: str | None = None, timeout=300):
     return subprocess.run([sys.executable, "-m", "hfcompress.cli", *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
+class _Done:
+    def __init__(self, returncode: int, stderr: str) -> None:
+        self.returncode, self.stderr = returncode, stderr
+
+
+def run_main(capfd, *args) -> _Done:
+    """The command in this process (user mistakes fail before any work: no need to pay for a new interpreter)."""
+    from hfcompress.cli import main
+
+    capfd.readouterr()
+    code = main(list(args))
+    return _Done(code, capfd.readouterr().err)
+
+
 def hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -52,26 +66,26 @@ def assert_one_line_error(out, message: str) -> None:
     assert len(errors) == 1 and message in errors[0] and "Traceback" not in out.stderr, out.stderr
 
 
-def test_the_output_may_not_be_contain_or_lie_inside_the_input(model_copy):
+def test_the_output_may_not_be_contain_or_lie_inside_the_input(model_copy, capfd):
     before = hashes(model_copy)
     cases = [(model_copy, "is the input model"), (model_copy / "variant", "lies inside the input model"),
              (model_copy.parent, "contains the input model")]
     for output, message in cases:
-        out = run_cli("compress", str(model_copy), "--method", "rtn", "-o", str(output), "--overwrite")
+        out = run_main(capfd, "compress", str(model_copy), "--method", "rtn", "-o", str(output), "--overwrite")
         assert_one_line_error(out, message)
     assert hashes(model_copy) == before and not (model_copy / "variant").exists()
 
 
-def test_run_dir_equal_to_output_is_refused_before_training(model_copy, tmp_path):
-    out = run_cli("distill", str(model_copy), "--steps", "1", "-o", str(tmp_path / "s"), "--run-dir", str(tmp_path / "s"))
+def test_run_dir_equal_to_output_is_refused_before_training(model_copy, tmp_path, capfd):
+    out = run_main(capfd, "distill", str(model_copy), "--steps", "1", "-o", str(tmp_path / "s"), "--run-dir", str(tmp_path / "s"))
     assert_one_line_error(out, "--run-dir and -o are the same folder")
 
 
 @pytest.mark.parametrize("where", ["under-a-file", "proc"])
-def test_an_unwritable_output_fails_in_one_line_before_any_work(model_copy, tmp_path, where):
+def test_an_unwritable_output_fails_in_one_line_before_any_work(model_copy, tmp_path, where, capfd):
     output = {"under-a-file": tmp_path / "a-file" / "out", "proc": Path("/proc/hfcompress-out")}[where]
     (tmp_path / "a-file").write_text("x")
-    out = run_cli("compress", str(model_copy), "--method", "gptq", "-o", str(output))
+    out = run_main(capfd, "compress", str(model_copy), "--method", "gptq", "-o", str(output))
     assert_one_line_error(out, "cannot ")
     assert "calibrat" not in out.stderr.lower()  # refused before the (slow) work, not after
 
@@ -126,12 +140,12 @@ def test_write_errors_names_the_cause_in_one_line(tmp_path):
                 raise err
 
 
-# Each case is three real CLI runs (~15 s each): the trickiest point runs by default, the others with -m slow.
+# Each case kills a real CLI process (~15 s): the trickiest point runs by default, the others with -m slow.
 @pytest.mark.parametrize("point", ["atomic:between-renames"] + [pytest.param(p, marks=pytest.mark.slow) for p in
                                    ("save:after-weights", "atomic:before-rename", "atomic:before-cleanup")])
-def test_kill_9_during_an_overwrite_then_the_same_command_finishes_the_job(model_copy, tmp_path, point):
+def test_kill_9_during_an_overwrite_then_the_same_command_finishes_the_job(model_copy, tmp_path, point, capfd):
     output = tmp_path / "variant"
-    first = run_cli("compress", str(model_copy), "--method", "rtn", "--bits", "8", "-o", str(output))
+    first = run_main(capfd, "compress", str(model_copy), "--method", "rtn", "--bits", "8", "-o", str(output))
     assert first.returncode == 0, first.stderr
     old = hashes(output)
     args = ("compress", str(model_copy), "--method", "rtn", "--bits", "4", "--group-size", "32", "-o", str(output), "--overwrite")
@@ -143,7 +157,7 @@ def test_kill_9_during_an_overwrite_then_the_same_command_finishes_the_job(model
         assert hashes(output) in (old,) or json.loads((output / "hfcompress.json").read_text())["recipe"][0]["bits"] == 4
     else:
         assert point == "atomic:between-renames" and len(leftovers(tmp_path)) >= 1
-    again = run_cli(*args)
+    again = run_main(capfd, *args)  # the same command, run again (only the killed run needs its own process)
     assert again.returncode == 0, again.stderr
     assert json.loads((output / "hfcompress.json").read_text())["recipe"][0]["bits"] == 4
     assert leftovers(tmp_path) == []  # the temps and the moved-aside folder of the killed run are gone
@@ -194,7 +208,7 @@ def test_every_fault_point_is_documented():
 
 
 @pytest.mark.parametrize("flag", ["--temperature", "--lr"])
-def test_a_nan_training_setting_is_refused_before_any_training(model_copy, tmp_path, flag):
-    out = run_cli("distill", str(model_copy), "--steps", "2", flag, "nan", "-o", str(tmp_path / "student"))
+def test_a_nan_training_setting_is_refused_before_any_training(model_copy, tmp_path, flag, capfd):
+    out = run_main(capfd, "distill", str(model_copy), "--steps", "2", flag, "nan", "-o", str(tmp_path / "student"))
     assert_one_line_error(out, "nan")
     assert not (tmp_path / "student").exists()
