@@ -29,7 +29,7 @@ from typing import Any, Callable, Sequence
 
 from ._version import __version__
 from .artifacts import MANIFEST_NAME, MANIFEST_VERSION, RECIPE_NAME, RESULTS_NAME, read_manifest, read_results_json
-from .atomic import atomic_directory, check_output_dir, fault_point, write_errors, write_json_atomic
+from .atomic import atomic_directory, fault_point, write_errors, write_json_atomic
 from .bench import EvalSettings, Subject, evaluate as bench_evaluate
 from .config import CompressionConfig, check_recipe_order
 from .data import CalibrationData, load_calibration
@@ -277,7 +277,7 @@ class CompressedModel:
         """
         # The model read in (a folder, a GGUF file) is never written over, even with overwrite=True.
         inputs = [(self.source.path, "the input model"), (self.source.gguf_file, "the input GGUF file")]
-        target = check_output_dir(save_directory, overwrite, inputs=inputs)
+        target = Path(save_directory).expanduser()  # atomic_directory checks it (check_output_dir) before writing
         manifest = self.manifest()
         with write_errors(target), atomic_directory(target, overwrite=overwrite, inputs=inputs) as tmp:
             (self._save or self._adapter.save)(self.model, tmp)

@@ -25,6 +25,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from unittest import mock
 from typing import Any, Iterator
 
 LOG_FILE_NAME = "hfcompress.log"
@@ -79,18 +80,8 @@ def _loguru_to(handler: logging.Handler, verbose: bool) -> Iterator[None]:
         yield
         return
     # llm-compressor's import resets loguru's sinks (and logs on the way): let it happen, quietly, before ours are set.
-    quiet_import = {"LLM_COMPRESSOR_LOG_LEVEL": "ERROR"}
-    saved = {k: os.environ.get(k) for k in quiet_import}
-    os.environ.update(quiet_import)
-    try:
-        with contextlib.suppress(ImportError):
-            import llmcompressor  # noqa: F401
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with mock.patch.dict(os.environ, {"LLM_COMPRESSOR_LOG_LEVEL": "ERROR"}), contextlib.suppress(ImportError):
+        import llmcompressor  # noqa: F401
 
     def to_file(message: Any) -> None:
         record = message.record

@@ -83,9 +83,9 @@ def test_an_oracle_scores_one_and_a_uniform_model_what_a_hand_count_gives(tok):
 
 def test_the_continuation_log_probability_is_the_models_own(tok):
     model, _ = tiny_model("llama")
-    engine = type("E", (), {"logits": lambda self, ids: model(torch.tensor([list(ids)])).logits[0]})()
     context, continuation = "Paris is the capital", " city of France."
-    got, _ = tasks._continuation_logprob(engine.logits, tok, context, continuation)
+    scored, scored_n = tasks._scored_ids(tok, context, continuation)
+    got, _ = tasks._continuation_score(model(torch.tensor([scored])).logits[0], scored, scored_n)
     ids = tok(context + continuation, add_special_tokens=False)["input_ids"]
     n = len(ids) - len(tok(context, add_special_tokens=False)["input_ids"])
     with torch.no_grad():

@@ -118,14 +118,6 @@ def _continuation_score(logits: Any, ids: list[int], n: int) -> tuple[float, boo
     return float(picked.sum()), bool((logp[-n:].argmax(-1) == targets).all())
 
 
-def _continuation_logprob(logits_of: Any, tokenizer: Any, context: str, continuation: str) -> tuple[float, bool]:
-    """``_continuation_score`` of one continuation, with ``logits_of(ids)`` giving the logits."""
-    import torch
-
-    ids, n = _scored_ids(tokenizer, context, continuation)
-    return _continuation_score(logits_of(torch.tensor(ids)), ids, n)
-
-
 def score(engine: Any, tokenizer: Any, task: str, items: Sequence[TaskItem]) -> dict[str, Any]:
     """Accuracy and its standard error of ``engine`` (a bench engine or anything with ``logits(ids)``) on ``items``.
 
