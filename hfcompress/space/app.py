@@ -72,7 +72,7 @@ def _problems_markdown(variants: VariantSet) -> str:
 _ABOUT = """
 ### What the columns mean
 - **size (MB)**: weights on disk; **params (M)**: parameters in millions (pruned zeros still count unless shapes shrank).
-- **perplexity**: on held-out text (lower is better); **KL (nats)**: how far the variant's next-token distribution is from the base's there (0 = the same); **decode tok/s**: generation speed at batch 1; **memory (MB)**: peak memory while generating.
+- **perplexity**: on held-out text (lower is better); **KL (nats)**: how far the variant's next-token distribution is from the base's there (0 = the same); **last-word acc**, **cloze acc**: offline task accuracies on held-out text (higher is better; about ±0.05 at 100 items); **decode tok/s**: generation speed at batch 1; **memory (MB)**: peak memory while generating.
 - **engine**: what computed the figures. GGUF variants are measured by llama.cpp against the base converted to F16 and run by llama.cpp (their own base row); the others by transformers: compare a ratio with its own engine's base.
 - **×** columns: the variant divided by the base model, measured in the same run on the same machine.
 - **bits**: average bits per weight of the Linear layers (scales and zero points included); **sparsity**: fraction of weights that are zero.

@@ -193,7 +193,8 @@ def styled_table(table: Any) -> Any:
 
     formats: dict[str, Any] = {c: "{:.2f}×" for c in _HIGHER_IS_BETTER}
     formats.update({"bits": "{:g}", "sparsity": "{:.0%}", "size (MB)": "{:,.1f}", "params (M)": "{:,.2f}",
-                    "perplexity": "{:,.2f}", "KL (nats)": "{:.4f}", "decode tok/s": "{:,.1f}", "memory (MB)": "{:,.1f}"})
+                    "perplexity": "{:,.2f}", "KL (nats)": "{:.4f}", "last-word acc": "{:.2f}", "cloze acc": "{:.2f}",
+                    "decode tok/s": "{:,.1f}", "memory (MB)": "{:,.1f}"})
     styler = table.style.format({k: v for k, v in formats.items() if k in table.columns}, na_rep="–")
     for column in _HIGHER_IS_BETTER:
         if column in table.columns:
