@@ -13,6 +13,7 @@ from .bench import EvalSettings
 from .config import CompressionConfig
 from .errors import HFCompressError
 from .grid import grid_to_yaml, load_grid, run_grid
+from .methods.architecture import GQAConfig
 from .methods.distill import DistillConfig
 from .methods.gguf import GGUFConfig
 from .methods.lowrank import LowRankConfig
@@ -33,6 +34,7 @@ __all__ = [
     "DistillConfig",
     "LowRankConfig",
     "GGUFConfig",
+    "GQAConfig",
     "EvalSettings",
     "load_recipe",
     "load_grid",

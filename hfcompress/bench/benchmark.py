@@ -48,7 +48,8 @@ from .quality import check_lm_eval, lm_eval_metrics
 from .reference import LogProbFile
 from .results import BenchmarkResult
 from .settings import EvalSettings
-from .size import checkpoint_stats, folder_size_bytes, gguf_stats, linear_sparsity, model_stats
+from .size import (checkpoint_stats, folder_size_bytes, gguf_kv_cache_bytes_per_token, gguf_stats, kv_cache_bytes_per_token,
+                   linear_sparsity, model_stats)
 from .speed import speed_metrics, summarize
 from .tasks import task_metrics
 from .subject import Subject, load_subject
@@ -121,10 +122,32 @@ def _size_metrics(folder: Path | None, model: Any, gguf_file: Path | None = None
     if stats.get("bits_per_weight_linear"):
         metrics["bits_per_weight_linear"] = {"value": stats["bits_per_weight_linear"], "unit": "bits", "higher_is_better": False,
                                              "counted_from": origin, "scope": "decoder-layer weight matrices"}
+    kv = _kv_cache_metric(folder, model, gguf_file)
+    if kv is not None:
+        metrics["kv_cache_bytes_per_token"] = kv
     sparsity = linear_sparsity(model) if gguf_file is None else None
     if sparsity is not None:
         metrics["sparsity"] = {"value": sparsity, "unit": "fraction", "higher_is_better": True, "scope": "decoder-layer Linear weights"}
     return metrics
+
+
+def _kv_cache_metric(folder: Path | None, model: Any, gguf_file: Path | None) -> dict[str, Any] | None:
+    # K and V per token across layers, in the element type the engine caches them in: llama.cpp's default f16, or
+    # the transformers model's compute dtype.
+    if gguf_file is not None:
+        value, dtype = gguf_kv_cache_bytes_per_token(gguf_file), "f16 (llama.cpp default)"
+    elif model is not None and getattr(model, "config", None) is not None:
+        element = next((p.element_size() for p in model.parameters() if p.is_floating_point()), 4)
+        value, dtype = kv_cache_bytes_per_token(model.config, element), str(getattr(model, "dtype", "")).replace("torch.", "")
+    elif folder is not None and (folder / "config.json").is_file():
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        value, dtype = kv_cache_bytes_per_token(config, 2), "16-bit"
+    else:
+        return None
+    if value is None:
+        return None
+    return {"value": value, "unit": "bytes", "higher_is_better": False, "dtype": dtype,
+            "note": "num_layers x 2 (K, V) x num_kv_heads x head_dim x bytes per element (full attention)"}
 
 
 def _folder_of(model: Any) -> Path | None:

@@ -208,3 +208,42 @@ def _bits_summary(params: int, bits: int, params_linear: int, bits_linear: int) 
         "parameters_linear": params_linear,
         "bits_per_weight_linear": bits_linear / params_linear if params_linear else None,
     }
+
+
+def kv_cache_bytes_per_token(config: Any, bytes_per_element: int) -> int | None:
+    """Bytes the KV cache holds per token: ``num_layers * 2 (K and V) * num_kv_heads * head_dim * bytes per element``.
+
+    ``config`` is a transformers config or config.json as a dict (a multimodal one's text part is used). The figure
+    is for full attention: a sliding-window layer stops growing at its window. None when the config lacks the sizes.
+
+    Example:
+        >>> kv_cache_bytes_per_token({"num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3,
+        ...                           "hidden_size": 576}, 2)       # SmolLM2-135M in bf16
+        23040
+    """
+    if not isinstance(config, dict):
+        config = (config.get_text_config() if hasattr(config, "get_text_config") else config).to_dict()
+    config = config.get("text_config") or config
+    try:
+        heads = int(config["num_attention_heads"])
+        kv = int(config.get("num_key_value_heads") or heads)
+        head_dim = int(config.get("head_dim") or int(config["hidden_size"]) // heads)
+        return int(config["num_hidden_layers"]) * 2 * kv * head_dim * int(bytes_per_element)
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def gguf_kv_cache_bytes_per_token(path: str | Path, bytes_per_element: int = 2) -> int | None:
+    """The same from a GGUF file's metadata (llama.cpp caches K and V as f16 unless told otherwise)."""
+    from ..methods.backends.llamacpp import read_header
+
+    meta = read_header(path)[0]
+    arch = meta.get("general.architecture")
+    try:
+        heads = int(meta[f"{arch}.attention.head_count"])
+        kv = int(meta.get(f"{arch}.attention.head_count_kv") or heads)
+        key = int(meta.get(f"{arch}.attention.key_length") or int(meta[f"{arch}.embedding_length"]) // heads)
+        value = int(meta.get(f"{arch}.attention.value_length") or key)
+        return int(meta[f"{arch}.block_count"]) * kv * (key + value) * bytes_per_element
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None

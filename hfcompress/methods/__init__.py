@@ -6,7 +6,7 @@ call in its ``__init__``; backends import lazily, so listing methods never needs
 Example:
     >>> from hfcompress.methods.registry import families
     >>> families()
-    ('quantization', 'pruning', 'structured', 'low-rank', 'distillation', 'gguf')
+    ('quantization', 'pruning', 'structured', 'low-rank', 'distillation', 'gguf', 'architecture')
 """
 
 from . import quantization  # noqa: F401
@@ -15,3 +15,4 @@ from . import structured  # noqa: F401
 from . import lowrank  # noqa: F401
 from . import distill  # noqa: F401
 from . import gguf  # noqa: F401
+from . import architecture  # noqa: F401
