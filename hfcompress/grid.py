@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import logging
@@ -37,9 +38,10 @@ import os
 import re
 import shlex
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -51,7 +53,7 @@ from .bench.report import comparison_markdown, comparison_rows, write_comparison
 from .bench.results import read_results, write_results
 from .errors import HFCompressError, one_line
 from .loading import resolve_source
-from .methods.registry import resolve_adapters
+from .methods.registry import list_adapters, resolve_adapters
 from .publish import write_model_card
 from .recipe import as_recipe, compact_steps, recipe_to_dicts
 
@@ -175,6 +177,14 @@ def parse_grid(grid: Any) -> tuple[dict[str, GridVariant], dict[str, Any]]:
     unknown = sorted(set(settings) - set(_SETTING_KEYS))
     if unknown:
         raise HFCompressError(f"{where}: unknown grid setting {', '.join(map(repr, unknown))}; valid: {', '.join(_SETTING_KEYS)}, variants")
+    if settings.get("evaluate") is not None:
+        # An unknown or bad evaluation key fails here, before any variant is compressed, not after each one.
+        if not isinstance(settings["evaluate"], Mapping):
+            raise HFCompressError(f"{where}: 'evaluate:' must be a mapping of settings, e.g. evaluate: {{max_tokens: 2048}}")
+        try:
+            EvalSettings.from_dict(dict(settings["evaluate"]))
+        except HFCompressError as err:
+            raise HFCompressError(f"{where}: evaluate: {err}") from None
     if not isinstance(raw, Mapping) or not raw:
         raise HFCompressError(f"{where}: 'variants:' must map names to lists of steps, e.g. rtn-int8: [{{rtn: {{bits: 8}}}}]")
     variants: dict[str, GridVariant] = {}
@@ -390,6 +400,9 @@ def run_variant(plan: GridPlan, variant: GridVariant, base_cache: dict[str, Any]
         gc.collect()
 
 
+EXECUTORS = ("local", "ray")
+
+
 def run_grid(
     grid: Any,
     base_model: Any = None,
@@ -403,6 +416,9 @@ def run_grid(
     evaluate_kwargs: Mapping[str, Any] | None = None,
     only: list[str] | None = None,
     progress: bool = True,
+    executor: str = "local",
+    address: str | None = None,
+    cpus_per_variant: float = 1,
 ) -> GridResult:
     """Run every named recipe of ``grid`` over one base model; save, measure and compare the variants.
 
@@ -418,23 +434,219 @@ def run_grid(
             128, 512, 0, "auto"); a variant's own ``num_samples``/``seq_len`` win over both.
         evaluate_kwargs: ``EvalSettings`` fields (e.g. ``{"max_tokens": 2048}``), over the grid's ``evaluate:``.
         only: run only these variant names.
+        executor: ``"local"`` (one variant after another in this process, the default) or ``"ray"`` (each variant
+            a Ray task; needs ``pip install 'hfcompress[ray]'``). Both write the same folders and comparison.
+        address: with ``executor="ray"``, the cluster to use (``"auto"``, ``"ray://head:10001"``, ``"head:6379"``);
+            None starts a local Ray for the run and stops it afterwards (a Ray already initialized in this process
+            is used as it is).
+        cpus_per_variant: Ray CPUs each variant's task asks for (its torch threads); a variant whose backend needs
+            a GPU also asks for one.
+
+    Example (the Ray executor, when ``ray`` is installed)::
+
+        hfc.run_grid("grid.yaml", output_dir="/shared/runs/smollm2", executor="ray", address="auto")
     """
     from tqdm.auto import tqdm
 
+    if executor not in EXECUTORS:
+        raise HFCompressError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+    if address is not None and executor != "ray":
+        raise HFCompressError("address= names a Ray cluster; pass executor='ray' with it (or drop address)")
+    if not (isinstance(cpus_per_variant, (int, float)) and not isinstance(cpus_per_variant, bool) and cpus_per_variant > 0):
+        raise HFCompressError(f"cpus_per_variant={cpus_per_variant!r} must be a positive number, e.g. 1 or 4")
+    ray = _import_ray() if executor == "ray" else None  # a missing ray fails before the runs folder is touched
     started = time.perf_counter()
     plan, variants, all_variants = plan_grid(
         grid, base_model, output_dir, calibration=calibration, num_samples=num_samples, seq_len=seq_len, seed=seed,
         backend=backend, evaluate_kwargs=evaluate_kwargs, only=only, progress=progress)
     cache = _load_cache(plan.base_cache_path)
     result = GridResult(output_dir=plan.output_dir)
-    bar = tqdm(list(variants.values()), desc="grid", unit="variant", disable=not progress)
+    bar = tqdm(total=len(variants), desc="grid", unit="variant", disable=not progress)
     say = bar.write if progress else logger.info
-    for variant in bar:
-        outcome = run_variant(plan, variant, cache, status=lambda text, name=variant.name: bar.set_postfix_str(f"{name}: {text}"))
+
+    def report(outcome: VariantOutcome) -> None:
         result.record(outcome)
+        bar.update(1)
         if outcome.status != "resumed":
             say(f"{outcome.name}: {outcome.message}" if outcome.status == "computed" else f"{outcome.name}: {outcome.status}: {outcome.message}")
+
+    try:
+        if ray is not None:
+            _run_on_ray(ray, plan, list(variants.values()), cache, report, address=address, cpus=cpus_per_variant,
+                        status=bar.set_postfix_str)
+        else:
+            for variant in variants.values():
+                report(run_variant(plan, variant, cache, status=lambda text, name=variant.name: bar.set_postfix_str(f"{name}: {text}")))
+    finally:
+        bar.close()
     return result.finish(list(variants) if not only else list(all_variants), started)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The Ray executor: each variant is one Ray task running ``run_variant``; this process schedules and collects.
+
+_GATHER_MARK = ".hfcompress-driver-"  # a file only the driver's runs folder holds: a worker that cannot see it gathers
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise HFCompressError("the Ray executor needs ray: pip install 'hfcompress[ray]'") from None
+    return ray
+
+
+def _finished(plan: GridPlan, variant: GridVariant) -> bool:
+    target = plan.output_dir / variant.name
+    return read_results(target) is not None and saved_recipe(target) == recipe_to_dicts(variant.recipe)
+
+
+def _variant_needs(variant: GridVariant, backend: str) -> tuple[int, str]:
+    """How many GPUs a variant's task asks for, and the engine that measures it (whose base numbers it shares).
+
+    Read from the adapters that will run it; where none is available here (a GPU-only backend on a CPU head
+    node), from the adapters that could.
+    """
+    try:
+        adapters = resolve_adapters(variant.recipe, backend)
+    except HFCompressError:
+        adapters = []
+        for step in variant.recipe:
+            candidates = [a for a in list_adapters() if a.supports(step) and backend in (None, "", "auto", a.name)]
+            gpu_only = [a for a in candidates if a.needs_gpu]
+            if candidates:
+                adapters.append(gpu_only[0] if len(gpu_only) == len(candidates) else candidates[-1])
+    gpus = 1 if any(a.needs_gpu for a in adapters) else 0
+    engine = "llama.cpp" if adapters and adapters[-1].save_format == "gguf" else "transformers"
+    return gpus, engine
+
+
+def _cached_engines(cache: Mapping[str, Any]) -> set[str]:
+    engines = set()
+    for key in cache:
+        try:
+            engines.add(json.loads(key).get("engine"))
+        except (ValueError, AttributeError):
+            pass
+    return engines
+
+
+def _absolute(value: Any) -> Any:
+    # Workers do not share this process's working directory: local paths travel as absolute ones.
+    if isinstance(value, (str, os.PathLike)) and str(value) and Path(value).expanduser().exists():
+        return str(Path(value).expanduser().resolve())
+    return value
+
+
+def _remote_plan(plan: GridPlan) -> GridPlan:
+    eval_data = plan.evaluate.eval_data
+    eval_data = [_absolute(d) for d in eval_data] if isinstance(eval_data, list) else _absolute(eval_data)
+    return dataclasses.replace(
+        plan, output_dir=plan.output_dir.resolve(), grid_file=plan.grid_file.resolve(), model=_absolute(plan.model),
+        calibration=_absolute(plan.calibration), evaluate=plan.evaluate.replace(eval_data=eval_data), progress=False)
+
+
+def _ray_task(plan: GridPlan, variant: GridVariant, base_cache: dict[str, Any], mark: str) -> tuple[VariantOutcome, dict[str, Any], bytes | None]:
+    """What one Ray worker does: run the variant; when the driver's runs folder is not visible here (no shared
+    storage), send the finished folder back as a tar archive."""
+    outcome = run_variant(plan, variant, base_cache)
+    archive = None
+    if outcome.status == "computed" and not (plan.output_dir / mark).exists():
+        archive = _pack(plan.output_dir / variant.name)
+    return outcome, base_cache, archive
+
+
+def _pack(folder: Path) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        tar.add(folder, arcname=".")
+    return buffer.getvalue()
+
+
+def _unpack(archive: bytes, output_dir: Path, name: str) -> None:
+    import io
+    import tarfile
+
+    with atomic_directory(output_dir / name, overwrite=True) as tmp, tarfile.open(fileobj=io.BytesIO(archive), mode="r") as tar:
+        tar.extractall(tmp, filter="data")
+
+
+def _run_on_ray(ray: Any, plan: GridPlan, variants: list[GridVariant], cache: dict[str, Any],
+                report: Callable[[VariantOutcome], None], *, address: str | None, cpus: float,
+                status: Callable[[str], None]) -> None:
+    """Run the variants as Ray tasks and report each outcome as it finishes.
+
+    The base model is measured once per engine: the first variant of each engine runs first, the others start
+    once its base numbers (and log-probabilities for KL, in the runs folder) are there, unless an earlier run
+    left them in ``.base-cache.json``.
+    """
+    started_here = not ray.is_initialized()
+    if started_here:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except Exception as err:  # an unreachable address, a cluster of another Ray version
+            where = f"the Ray cluster at {address!r}" if address else "a local Ray"
+            raise HFCompressError(f"could not start or reach {where}: {one_line(err)}") from None
+    mark = plan.output_dir / f"{_GATHER_MARK}{uuid.uuid4().hex}"
+    mark.touch()
+    remote_plan = _remote_plan(plan)
+    task = ray.remote(max_retries=0)(_ray_task)  # a variant that crashed a worker (memory) is reported, not rerun
+    waiting: dict[str, list[GridVariant]] = {}
+    running: dict[Any, tuple[GridVariant, str, bool]] = {}  # ref -> (variant, engine, measures the base)
+    have_base = _cached_engines(cache)
+
+    def submit(variant: GridVariant, engine: str) -> None:
+        gpus, _ = _variant_needs(variant, plan.backend)
+        ref = task.options(num_cpus=cpus, num_gpus=gpus, name=f"hfcompress-{variant.name}").remote(
+            remote_plan, variant, dict(cache), mark.name)
+        running[ref] = (variant, engine, engine not in have_base)
+
+    try:
+        for variant in variants:
+            if _finished(plan, variant):
+                report(VariantOutcome(variant.name, "resumed", "finished earlier, kept"))
+                continue
+            _, engine = _variant_needs(variant, plan.backend)
+            leading = any(e == engine and first for _, e, first in running.values())
+            if engine in have_base or not leading:
+                submit(variant, engine)
+            else:
+                waiting.setdefault(engine, []).append(variant)
+        while running:
+            status(f"{len(running)} running, {sum(map(len, waiting.values()))} waiting: "
+                   + ", ".join(v.name for v, _, _ in running.values()))
+            done, _ = ray.wait(list(running), num_returns=1)
+            variant, engine, first = running.pop(done[0])
+            try:
+                outcome, task_cache, archive = ray.get(done[0])
+                cache.update(task_cache)
+                write_json_atomic(plan.base_cache_path, cache)
+                if archive is not None:
+                    _unpack(archive, plan.output_dir, variant.name)
+            except Exception as err:  # the worker died (out of memory, node lost): this variant failed, the others go on
+                outcome = VariantOutcome(variant.name, "failed", f"its Ray task died: {one_line(err)}")
+            report(outcome)
+            if first:
+                if engine in _cached_engines(cache):
+                    have_base.add(engine)
+                queue = waiting.pop(engine, [])
+                if engine in have_base:
+                    for follower in queue:
+                        submit(follower, engine)
+                elif queue:  # the base was not measured (the variant failed first): the next one measures it
+                    submit(queue[0], engine)
+                    waiting[engine] = queue[1:]
+    except BaseException:
+        for ref in running:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        mark.unlink(missing_ok=True)
+        if started_here:
+            ray.shutdown()
 
 
 def _write_card(folder: Path, results: dict[str, Any]) -> None:

@@ -163,3 +163,23 @@ def test_grid_input_errors_are_one_clear_line(tmp_path):
         parse_grid(str(tmp_path / "missing.yaml"))
     variants, settings = parse_grid("model: x/y\nvariants:\n  a: {recipe: [{test_shrink: {factor: 0.7}}], num_samples: 8}\n")
     assert variants["a"].recipe == [ShrinkConfig(0.7)] and variants["a"].num_samples == 8 and settings == {"model": "x/y"}
+
+
+def test_unknown_grid_keys_fail_at_load_time_before_any_variant_is_compressed(tiny_llama_dir, tmp_path):
+    import hfcompress as hfc
+    from hfcompress.grid import load_grid, parse_grid
+
+    path = tmp_path / "grid.yaml"
+    path.write_text("evaluate: {max_token: 2048}\nvariants:\n  a: [{test_shrink: {factor: 0.7}}]\n")
+    with pytest.raises(HFCompressError, match=r"grid.yaml: evaluate: unknown evaluation setting 'max_token'; valid: ") as err:
+        load_grid(path)
+    assert "\n" not in str(err.value)
+    with pytest.raises(HFCompressError, match="'evaluate:' must be a mapping"):
+        parse_grid({"variants": {"a": [ShrinkConfig()]}, "evaluate": [1, 2]})
+    with pytest.raises(HFCompressError, match="evaluate: need 0 < stride <= context"):
+        parse_grid({"variants": {"a": [ShrinkConfig()]}, "evaluate": {"stride": 99, "context": 64}})
+    CALLS.clear()
+    for grid in (path, {"variants": {"a": [ShrinkConfig()]}, "evaluation": {"max_tokens": 64}}):
+        with pytest.raises(HFCompressError, match="unknown (evaluation|grid) setting"):
+            hfc.run_grid(grid, str(tiny_llama_dir), tmp_path / "runs")
+    assert CALLS == [] and not (tmp_path / "runs").exists()  # nothing compressed, no runs folder made

@@ -57,6 +57,11 @@ def add_grid_parser(sub: Any) -> None:
     p.add_argument("--seq-len", type=int, default=None, help="tokens per calibration sample (default: the grid's, else 512)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the grid's, else 0)")
     p.add_argument("--backend", default=None, help="adapter name, or 'auto'")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: one variant after another here (default); ray: each variant a Ray task (pip install 'hfcompress[ray]')")
+    p.add_argument("--address", default=None,
+                   help="with --executor ray: the cluster ('auto', 'ray://head:10001', 'head:6379'); default: a local Ray for this run")
+    p.add_argument("--cpus-per-variant", type=float, default=1, help="with --executor ray: CPUs (torch threads) each variant's task asks for (default 1)")
     add_eval_args(p)
 
 
@@ -76,7 +81,8 @@ def _print_grid(out: Any) -> None:
 def _cmd_grid(args: argparse.Namespace) -> int:
     only = names_list(args.only)
     out = run_grid(args.grid, args.model, args.output, calibration=args.calibration, num_samples=args.num_samples,
-                   seq_len=args.seq_len, seed=args.seed, backend=args.backend, evaluate_kwargs=eval_options(args), only=only)
+                   seq_len=args.seq_len, seed=args.seed, backend=args.backend, evaluate_kwargs=eval_options(args), only=only,
+                   executor=args.executor, address=args.address, cpus_per_variant=args.cpus_per_variant)
     _print_grid(out)
     return 1 if out.failed else 0
 
