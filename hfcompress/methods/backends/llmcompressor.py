@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import tempfile
 from pathlib import Path
@@ -89,18 +88,42 @@ def run_oneshot(model: Any, tokenizer: Any, modifiers: list[Any], calibration: A
 
 
 def save_compressed(model: Any, out_dir: Path) -> None:
-    """Save in compressed-tensors format from a copy: llm-compressor compresses the saved model in place,
-    which would leave the in-memory model unusable for evaluation afterwards.
+    """Save in compressed-tensors format with llm-compressor's own save, without copying the model.
 
+    That save compresses the quantized modules in place (packed weights replace the full-precision ones). Each
+    quantized module's own tensors are held by reference before it and put back after, so the in-memory
+    model is unchanged and usable afterwards; the extra memory is the packed weights, not a second model.
     """
+    from compressed_tensors.quantization.utils import is_module_quantized
     from llmcompressor.transformers.compression.compressed_tensors_utils import modify_save_pretrained
 
-    clone = copy.deepcopy(model)
-    # oneshot wrapped the original's save_pretrained in a closure over the original model; the deep copy
-    # carries that wrapper, which would compress the original. Re-wrap on the clone itself.
-    clone.__dict__.pop("save_pretrained", None)
-    modify_save_pretrained(clone)
-    clone.save_pretrained(out_dir, save_compressed=True, safe_serialization=True)
+    held = []
+    for module in model.modules():
+        if is_module_quantized(module):
+            scheme = getattr(module, "quantization_scheme", None)
+            held.append((module, dict(module._parameters), dict(module._buffers), getattr(module, "quantization_status", None),
+                         getattr(scheme, "format", None)))
+    tied = model.config.get_text_config(decoder=True).tie_word_embeddings if hasattr(model.config, "get_text_config") else None
+    try:
+        # oneshot may have wrapped save_pretrained on another (copied) instance: wrap it on this model itself.
+        model.__dict__.pop("save_pretrained", None)
+        modify_save_pretrained(model)
+        model.save_pretrained(out_dir, save_compressed=True, safe_serialization=True)
+    finally:
+        for module, parameters, buffers, status, fmt in held:
+            module._parameters.clear()
+            module._parameters.update(parameters)
+            module._buffers.clear()
+            module._buffers.update(buffers)
+            module.quantization_status = status
+            if fmt is not None or getattr(module, "quantization_scheme", None) is not None:
+                module.quantization_scheme.format = fmt
+        hook = model.__dict__.get("ct_decompress_hook") or getattr(model, "ct_decompress_hook", None)
+        if hook is not None:  # the save left a hook that would decompress on the next forward: nothing to decompress
+            hook.remove()
+            delattr(model, "ct_decompress_hook")
+        if tied is not None:
+            model.config.get_text_config(decoder=True).tie_word_embeddings = tied
 
 
 class LLMCompressorAdapter(CompressionAdapter):

@@ -1,0 +1,96 @@
+"""Memory: no whole-model copies when saving or evaluating, chunked distillation loss, and a run that cannot fit is
+refused before any work with the figure it needs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import hfcompress as hfc
+from hfcompress.errors import HFCompressError
+
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(ids).logits
+
+
+@pytest.mark.parametrize("recipe", [hfc.RTNConfig(bits=4, group_size=32), hfc.GPTQConfig(bits=4, group_size=32)],
+                         ids=["rtn", "gptq"])
+def test_compressed_save_copies_nothing_and_leaves_the_model_as_it_was(tiny_llama_dir, tiny_texts, tmp_path, monkeypatch, recipe):
+    from transformers import AutoModelForCausalLM
+
+    cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=recipe, calibration=tiny_texts, num_samples=4, seq_len=32)
+    ids = torch.tensor([[1, 5, 9, 30, 2, 7, 11, 3]])
+    before = _logits(cm.model, ids)
+    tensors = {name: p for name, p in cm.model.named_parameters()}
+
+    real_deepcopy = copy.deepcopy
+
+    def no_copies(obj, *args, **kwargs):
+        if isinstance(obj, (torch.nn.Module, torch.Tensor)):
+            raise AssertionError(f"copy.deepcopy of a {type(obj).__name__} while saving")
+        return real_deepcopy(obj, *args, **kwargs)
+
+    monkeypatch.setattr(copy, "deepcopy", no_copies)
+    out = cm.save_pretrained(tmp_path / "variant", card=False)
+    monkeypatch.undo()
+
+    # The in-memory model keeps its very tensors and still computes what it did.
+    assert {name: p for name, p in cm.model.named_parameters()}.keys() == tensors.keys()
+    assert all(p is tensors[name] for name, p in cm.model.named_parameters())
+    assert torch.equal(_logits(cm.model, ids), before)
+    # What was written is compressed, and plain transformers reloads it with the same outputs.
+    config = (out / "config.json").read_text()
+    assert '"quant_method": "compressed-tensors"' in config and '"format": "pack-quantized"' in config
+    reloaded = AutoModelForCausalLM.from_pretrained(out)
+    torch.testing.assert_close(_logits(reloaded, ids), before, rtol=1e-4, atol=1e-4)
+    # Saving twice gives the same files (nothing was left compressed in memory).
+    again = cm.save_pretrained(tmp_path / "again", card=False)
+    assert (again / "model.safetensors").read_bytes() == (out / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("loss", ["forward_kl", "reverse_kl", "jsd"])
+def test_chunked_distillation_loss_equals_the_whole_one_and_keeps_no_vocabulary_sized_tensors(loss):
+    from hfcompress.methods.distill.losses import distillation_loss
+
+    torch.manual_seed(0)
+    batch, seq, vocab = 3, 37, 1024
+    student = torch.randn(batch, seq, vocab, dtype=torch.float64) * 3
+    teacher = torch.randn(batch, seq, vocab) * 3
+    labels = torch.randint(0, vocab, (batch, seq))
+    labels[0, :10] = -100  # a prompt left out
+    labels[2, -5:] = -100  # padding
+    results = {}
+    for chunk in (None, 1, 16, 64, 10_000):
+        s = student.clone().float().requires_grad_(True)
+        total, parts = distillation_loss(s, teacher, labels, alpha=0.3, temperature=2.0, loss=loss, chunk_tokens=chunk)
+        total.backward()
+        results[chunk] = (total.detach(), parts, s.grad)
+    whole, whole_parts, whole_grad = results[None]
+    for chunk, (total, parts, grad) in results.items():
+        torch.testing.assert_close(total, whole, rtol=1e-6, atol=1e-6)
+        assert parts == pytest.approx(whole_parts, rel=1e-6, abs=1e-6)
+        torch.testing.assert_close(grad, whole_grad, rtol=1e-6, atol=1e-6)
+
+    # What autograd keeps for backward: the whole loss keeps several batch x seq x vocab float tensors; the
+    # chunked one keeps views of the logits and per-chunk small tensors only.
+    def saved_bytes(chunk):
+        seen: dict[int, int] = {}
+
+        def pack(t):
+            storage = t.untyped_storage()
+            seen[storage.data_ptr()] = storage.nbytes()
+            return t
+
+        s = student.clone().float().requires_grad_(True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            distillation_loss(s, teacher, labels, loss=loss, chunk_tokens=chunk)
+        inputs = {s.untyped_storage().data_ptr(), teacher.untyped_storage().data_ptr()}
+        return sum(n for ptr, n in seen.items() if ptr not in inputs)
+
+    logits_bytes = batch * seq * vocab * 4
+    assert saved_bytes(None) >= 2 * logits_bytes
+    assert saved_bytes(16) < 0.05 * logits_bytes
