@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import HFCompressError
 
-ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3", "mistral", "mixtral", "qwen3_moe")
+ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma3", "mistral", "mixtral", "qwen3_moe", "qwen2_moe", "olmoe")
 
 TINY_TEXTS = (
     "The quick brown fox jumps over the lazy dog. " * 8,
@@ -57,6 +57,11 @@ def tiny_config(arch: str = "llama", *, hidden: int = 64, intermediate: int = 12
     if arch == "qwen3_moe":
         return transformers.Qwen3MoeConfig(**common, head_dim=hidden // heads, num_experts=experts, num_experts_per_tok=2,
                                            moe_intermediate_size=intermediate // 2, decoder_sparse_step=1, mlp_only_layers=[])
+    if arch == "qwen2_moe":  # routed experts beside one shared expert with its own gate
+        return transformers.Qwen2MoeConfig(**common, num_experts=experts, num_experts_per_tok=2, moe_intermediate_size=intermediate // 2,
+                                           shared_expert_intermediate_size=intermediate, decoder_sparse_step=1, mlp_only_layers=[])
+    if arch == "olmoe":  # q_norm / k_norm over all heads at once, not per head
+        return transformers.OlmoeConfig(**common, num_experts=experts, num_experts_per_tok=2)
     raise HFCompressError(f"no tiny model for {arch!r}; use one of {', '.join(ARCHITECTURES)}")
 
 

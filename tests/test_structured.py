@@ -140,3 +140,89 @@ def test_cli_structured_heads(tiny_llama_dir, tmp_path):
     assert (config["num_attention_heads"], config["num_key_value_heads"]) == (2, 1)
     assert main(["compress", str(tiny_llama_dir), "--method", "structured", "--target", "layers", "--ratio", "0.99",
                  "--importance", "magnitude", "-o", str(tmp_path / "bad")]) == 2
+
+
+# --- mixture-of-experts: target="experts" ------------------------------------------------------------------------
+
+
+def _router_picks(model, tokenizer, texts):
+    """How often each layer's router puts each expert in its top-k on the calibration samples the recipe reads
+    (``texts``, 4 x 32 tokens), counted here with hooks of our own."""
+    from hfcompress.data import load_calibration
+
+    from hfcompress.methods.structured.experts import moe_blocks
+
+    blocks = moe_blocks(model)
+    counts = [torch.zeros(b.gate.weight.shape[0]) for b in blocks]
+    def hook(i):
+        def count(_module, _args, out):
+            counts[i] += torch.bincount(out[2].reshape(-1), minlength=len(counts[i]))
+        return count
+
+    handles = [b.gate.register_forward_hook(hook(i)) for i, b in enumerate(blocks)]
+    with torch.no_grad():
+        for ids in load_calibration(texts, tokenizer, num_samples=4, seq_len=32).input_ids:
+            model(ids.reshape(1, -1))
+    for h in handles:
+        h.remove()
+    return counts
+
+
+@pytest.mark.parametrize("arch, count_key", [("mixtral", "num_local_experts"), ("qwen3_moe", "num_local_experts"),
+                                             ("qwen2_moe", "num_experts"), ("olmoe", "num_experts")])
+def test_experts_drop_the_least_used_with_their_router_rows(arch, count_key, tiny_texts, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    folder = build_tiny_model(tmp_path / "moe", arch, experts=6)
+    base = AutoModelForCausalLM.from_pretrained(folder).eval()
+    from hfcompress.testing import tiny_tokenizer
+
+    picks = _router_picks(base, tiny_tokenizer(), tiny_texts)
+    cm = hfc.CompressedModel.from_pretrained(str(folder), recipe=hfc.StructuredPruneConfig(target="experts", count=2, importance="frequency"),
+                                             calibration=tiny_texts, num_samples=4, seq_len=32)
+    info = cm.steps[-1].info
+    for layer, removed in info["removed_experts_per_layer"].items():
+        # The two experts the router picked least (ties by index) are gone.
+        least = sorted(range(6), key=lambda e: (float(picks[int(layer)][e]), e))[:2]
+        assert removed == sorted(least)
+    mlp = cm.model.model.layers[0].mlp
+    assert mlp.gate.weight.shape[0] == mlp.experts.gate_up_proj.shape[0] == mlp.experts.down_proj.shape[0] == 4
+    if arch == "qwen2_moe":
+        assert hasattr(mlp, "shared_expert")  # kept
+    reloaded, config = _save_and_plain_reload(cm, tmp_path / "out")
+    assert config[count_key] == 4 and config["num_experts_per_tok"] == 2
+    assert info["parameters_removed"] == _params(base) - _params(reloaded) > 0
+
+
+def test_reap_importance_keeps_the_experts_that_contribute(tiny_texts, tmp_path):
+    # Silence two experts (zero down_proj): the router may still pick them, but they add nothing; REAP drops them.
+    from transformers import AutoModelForCausalLM
+
+    folder = build_tiny_model(tmp_path / "moe", "mixtral", experts=6)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.mlp.experts.down_proj[[1, 4]] = 0
+    model.save_pretrained(folder)
+    cm = hfc.CompressedModel.from_pretrained(str(folder), recipe=hfc.StructuredPruneConfig(target="experts", count=2),
+                                             calibration=tiny_texts, num_samples=4, seq_len=32)
+    assert set(map(tuple, cm.steps[-1].info["removed_experts_per_layer"].values())) == {(1, 4)}
+
+
+@pytest.mark.parametrize("step, words", [
+    (dict(count=4), "cannot remove 4 of the 4 experts per layer: each token is routed to 2, so at least 2 must stay; use count <= 2"),
+    (dict(count=3), "cannot remove 3 of the 4 experts per layer"),
+    (dict(ratio=0.9), "use count <= 2 or ratio <= 0.50"),
+])
+def test_too_many_experts_removed_is_one_line(step, words, tmp_path):
+    folder = build_tiny_model(tmp_path / "moe", "mixtral")
+    with pytest.raises(HFCompressError) as err:
+        hfc.CompressedModel.from_pretrained(str(folder), recipe=hfc.StructuredPruneConfig(target="experts", **step))
+    assert words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_experts_on_a_dense_model_is_one_line(tiny_llama_dir):
+    with pytest.raises(HFCompressError, match="has no mixture-of-experts layers"):
+        hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.StructuredPruneConfig(target="experts", count=1))
+    with pytest.raises(HFCompressError, match="importance='frequency' is not valid for target='neurons'"):
+        hfc.StructuredPruneConfig(target="neurons", importance="frequency")

@@ -1,4 +1,6 @@
-"""Structured pruning: remove whole attention heads (KV groups), MLP neurons or decoder layers. Shapes shrink.
+"""Structured pruning: remove whole attention heads (KV groups), MLP neurons, decoder layers or MoE experts. Shapes shrink.
+
+Experts are removed in ``experts.py`` (the router's rows with them).
 
 The result is a smaller model of the *same* architecture: ``config.json`` gets the new
 ``num_attention_heads``/``num_key_value_heads`` (with ``head_dim`` written out), ``intermediate_size`` or
@@ -40,6 +42,7 @@ from ..activations import input_channel_energy, run_calibration
 from ..layers import count_parameters, forget_config_source
 from ..registry import CompressionAdapter, StepContext, StepResult
 from .config import StructuredPruneConfig
+from .experts import expert_scores, prune_experts
 from .plan import RemovalPlan, head_geometry, llama_style_layers, plan_removal
 
 logger = logging.getLogger(__name__)
@@ -201,6 +204,14 @@ def _prune_layers(model: Any, plan: RemovalPlan, scores: list[float]) -> dict[st
     return {"removed_layers": drop, "num_hidden_layers": len(kept)}
 
 
+def _expert_scores(model: Any, config: StructuredPruneConfig, calibration: Any) -> list[Any]:
+    return expert_scores(model, config.importance, calibration)
+
+
+def _prune_experts(model: Any, plan: RemovalPlan, scores: list[Any]) -> dict[str, Any]:
+    return prune_experts(model, plan.remove, scores)
+
+
 class TorchStructuredPruning(CompressionAdapter):
     """Removes heads, neurons or layers in plain torch; the result is a plain transformers model (safetensors)."""
 
@@ -218,6 +229,7 @@ class TorchStructuredPruning(CompressionAdapter):
             "heads": (_head_scores, _prune_heads),
             "neurons": (_neuron_scores, _prune_neurons),
             "layers": (_layer_scores, _prune_layers),
+            "experts": (_expert_scores, _prune_experts),
         }[config.target]
         scores = scorer(model, config, calibration)
         details = surgeon(model, plan, scores)
@@ -235,7 +247,7 @@ class TorchStructuredPruning(CompressionAdapter):
             "parameters_removed": before - after,
             **details,
         }
-        if config.target != "layers":
+        if config.target in ("heads", "neurons"):
             info["note"] = "every layer loses the same number of units (transformers configs hold one size for all layers)"
         logger.info("structured pruning removed %d parameters (%.1f%%)", before - after, 100 * (before - after) / before)
         return StepResult(model, info)

@@ -19,11 +19,15 @@ from .plan import TARGETS, plan_removal
 @register_config("structured_prune")
 @dataclass
 class StructuredPruneConfig(CompressionConfig):
-    """Remove whole attention heads (KV groups for GQA), MLP neurons or decoder layers; shapes really shrink."""
+    """Remove whole attention heads (KV groups for GQA), MLP neurons, decoder layers or MoE experts; shapes really shrink."""
 
-    target: str = option("'heads', 'neurons' or 'layers'.", default="neurons")
+    target: str = option("'heads', 'neurons', 'layers' or 'experts' (mixture-of-experts layers).", default="neurons")
     ratio: float = option("Fraction of the target units removed (0 < r < 1).", default=0.25)
-    importance: str = option("How units are ranked: 'magnitude' (weights only) or 'activation' (calibration data).", default="activation")
+    importance: str = option(
+        "How units are ranked: 'magnitude' (weights only) or 'activation' (calibration data; for experts REAP-style "
+        "router weight x output norm); for experts also 'frequency' (how often the router picks each).",
+        default="activation",
+    )
     count: Union[int, None] = option(
         "Number of units removed (per layer for heads/neurons, in total for layers); overrides ratio when set.", default=None
     )
@@ -33,8 +37,10 @@ class StructuredPruneConfig(CompressionConfig):
             raise HFCompressError(f"unknown structured target {self.target!r}; use one of {', '.join(TARGETS)}")
         if self.count is not None and (not isinstance(self.count, int) or isinstance(self.count, bool) or self.count <= 0):
             raise HFCompressError(f"count={self.count!r} must be a positive integer (units removed), or None to use ratio")
-        if self.importance not in ("magnitude", "activation"):
-            raise HFCompressError(f"importance={self.importance!r} is not valid; use 'magnitude' or 'activation'")
+        allowed = ("magnitude", "activation", "frequency") if self.target == "experts" else ("magnitude", "activation")
+        if self.importance not in allowed:
+            raise HFCompressError(f"importance={self.importance!r} is not valid for target={self.target!r}; use "
+                                  + " or ".join(repr(a) for a in allowed))
         check_fraction("ratio", self.ratio)
 
     def validate_for_model(self, model: Any) -> None:
@@ -42,4 +48,4 @@ class StructuredPruneConfig(CompressionConfig):
 
     @property
     def needs_calibration(self) -> bool:
-        return self.importance == "activation"
+        return self.importance in ("activation", "frequency")

@@ -11,8 +11,9 @@ from typing import Any
 
 from ...errors import HFCompressError
 from ..layers import architecture_name
+from .experts import check_expert_removal, expert_counts
 
-TARGETS = ("heads", "neurons", "layers")
+TARGETS = ("heads", "neurons", "layers", "experts")
 
 
 @dataclass
@@ -64,6 +65,13 @@ def plan_removal(model: Any, config: Any) -> RemovalPlan:
         >>> plan_removal(tiny_model("llama", layers=4)[0], StructuredPruneConfig(target="layers", count=1))
         RemovalPlan(unit='decoder layers', total=4, remove=1)
     """
+    if config.target == "experts":
+        total, top_k = expert_counts(model)
+        remove = config.count if config.count is not None else round(total * config.ratio)
+        check_expert_removal(total, top_k, remove, config)
+        if remove <= 0:
+            raise HFCompressError(f"ratio={config.ratio} removes none of the {total} experts per layer; use a larger ratio or count=1")
+        return RemovalPlan("experts per MoE layer", total, remove)
     layers = llama_style_layers(model)
     if config.target == "heads":
         _, kv, _ = head_geometry(model)
