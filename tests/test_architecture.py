@@ -31,7 +31,7 @@ def _logits(model, ids):
         return model(ids).logits
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "mistral", "gemma3", "mixtral"])
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "mistral", "gemma3", "mixtral", "olmoe"])
 @pytest.mark.parametrize("method", ["mean", "pca"])
 def test_gqa_shapes_config_and_plain_reload(arch, method, tmp_path):
     model, tok = tiny_model(arch, heads=4, kv_heads=2)
@@ -45,8 +45,12 @@ def test_gqa_shapes_config_and_plain_reload(arch, method, tmp_path):
         assert attn.q_proj.weight.shape == q_rows and attn.o_proj.weight.shape == (64, 4 * head_dim)
         if arch == "qwen2":  # Qwen2 has k/v biases: merged with the weights
             assert attn.k_proj.bias.shape == attn.v_proj.bias.shape == (head_dim,)
-    assert result.info["num_key_value_heads"] == 1 and result.info["parameters_removed"] == 2 * 2 * head_dim * (64 + (arch == "qwen2"))
-    if method == "pca" and arch in ("qwen3", "gemma3"):
+    # Per layer: one KV head's k and v rows (and biases); OLMoE's whole-vector k_norm loses that head's slice too.
+    removed = 2 * (2 * head_dim * (64 + (arch == "qwen2")) + head_dim * (arch == "olmoe"))
+    assert result.info["num_key_value_heads"] == 1 and result.info["parameters_removed"] == removed
+    if arch == "olmoe":  # its k_norm spans all KV heads: merged with them
+        assert model.model.layers[0].self_attn.k_norm.weight.shape == (head_dim,)
+    if method == "pca" and arch in ("qwen3", "gemma3", "olmoe"):
         assert result.info["keys_merged_by"] == "mean" and result.info["values_merged_by"] == "pca"  # k_norm
     ids = torch.randint(3, 200, (1, 24))
     before = _logits(model, ids)

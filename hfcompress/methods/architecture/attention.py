@@ -37,6 +37,6 @@ def attention_modules(model: Any) -> list[Any]:
     if not modules or any(m is None or not all(hasattr(m, n) for n in names) for m in modules):
         raise HFCompressError(
             f"{architecture_name(model)} has no Llama-style attention (self_attn with q/k/v/o_proj) in every decoder "
-            "layer; GQA conversion supports Llama, Qwen2/3, Mistral, Gemma 3 and their MoE variants"
+            "layer; GQA conversion supports Llama, Qwen2/3, Mistral, Gemma 3, Mixtral, Qwen-MoE and OLMoE"
         )
     return modules

@@ -16,8 +16,9 @@ query heads used it (when ``k`` divides the old count that is a plain merge of `
   Keys: rotary embeddings rotate each frequency pair ``(i, i + head_dim/2)`` as a complex number, so per frequency
   the heads' complex keys are replaced by their top complex principal component ``z = u^H [z_h]`` and each query
   head's pair is multiplied by ``conj(u_h)``, which commutes with the rotation: ``q . k_h ~ (conj(u_h) q) . z``.
-  Models with ``k_norm`` (Qwen3, Gemma 3) normalise each key head, which a complex rescale of the query does not
-  survive: their keys are mean-merged (before the norm) and only their values get the PCA merge.
+  Models with ``k_norm`` (Qwen3, Gemma 3 per head; OLMoE over all heads at once) normalise the keys, which a
+  complex rescale of the query does not survive: their keys are mean-merged (before the norm; OLMoE's norm weight
+  slices too) and only their values get the PCA merge.
 
 Example:
     >>> import hfcompress as hfc
@@ -68,9 +69,11 @@ def _input_moments(model: Any, modules: list[Any], calibration: Any) -> list[Any
 
     def hook(index: int):
         def fn(_module: Any, args: tuple) -> None:
-            x = args[0].detach().double().reshape(-1, args[0].shape[-1])
+            x = args[0].detach().float().reshape(-1, args[0].shape[-1])
             x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)], 1)
-            sums[index] = x.T @ x if sums[index] is None else sums[index] + x.T @ x
+            # One sample's product in float32 (fast), summed over samples in float64.
+            product = (x.T @ x).double()
+            sums[index] = product if sums[index] is None else sums[index] + product
             counts[index] += x.shape[0]
 
         return fn
@@ -186,6 +189,12 @@ def convert_attention(attn: Any, *, heads: int, kv: int, k: int, head_dim: int, 
             _store(attn.q_proj, q_aug)
         if o_weight is not None:
             attn.o_proj.weight.copy_(o_weight.to(attn.o_proj.weight.dtype))
+    norm = getattr(attn, "k_norm", None)
+    if norm is not None and getattr(norm, "weight", None) is not None and norm.weight.numel() == kv * head_dim:
+        # OLMoE normalises all key heads at once: its k_norm weight has one slice per KV head, merged like the keys.
+        weight = norm.weight.detach().double().reshape(kv, head_dim)
+        merged_norm = torch.stack([_mean(weight, group) for group in groups]).reshape(-1)
+        norm.weight = torch.nn.Parameter(merged_norm.to(norm.weight.dtype), requires_grad=norm.weight.requires_grad)
     attn.num_key_value_groups = new_rep
     if hasattr(attn, "num_key_value_heads"):
         attn.num_key_value_heads = k
