@@ -36,6 +36,7 @@ from .data import CalibrationData, load_calibration
 from .environment import environment_info, show_progress
 from .errors import HFCompressError
 from .loading import ModelSource, load_model
+from .loading import resolve_source
 from .methods.registry import AfterStepHook, CompressionAdapter, PlainSave, StepContext, StepResult, resolve_adapters
 from .publish import push_folder, write_model_card
 from .recipe import as_recipe, recipe_to_dicts, recipe_to_yaml
@@ -134,6 +135,7 @@ class CompressedModel:
         _seed_everything(seed)
         # Resolve every adapter first, so a missing backend fails before minutes of loading and work.
         adapters = resolve_adapters(steps, backend)
+        _check_fits_in_memory(model, steps, dtype=dtype, device_map=device_map)
         loaded = load_model(model, revision=revision, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
         quantized = (getattr(loaded.model.config, "quantization_config", None) or {})
         quantized = quantized.get("quant_method") if isinstance(quantized, dict) else getattr(quantized, "quant_method", None)
@@ -333,3 +335,77 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+# Peak memory of a run in units of the model's weights as loaded: the model, plus the backend's work (per-layer
+# Hessians and activations of a sequential pipeline, the packed copy a compressed save writes), or for training the
+# student's gradients and two Adam moments next to the teacher. A config may carry its own ``memory_factor``.
+_MEMORY_FACTORS = {"rtn": 1.2, "distill": 6.0, "qat": 6.0}
+_DEFAULT_MEMORY_FACTOR = 1.5
+_DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float64": 8}
+
+
+def _checkpoint_parameters(folder: Path) -> int | None:
+    """Parameters stored in a folder's safetensors files, read from their headers (no weights are loaded)."""
+    from safetensors import safe_open
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        with safe_open(str(file), framework="pt") as reader:
+            for key in reader.keys():
+                count = 1
+                for dim in reader.get_slice(key).get_shape():
+                    count *= dim
+                total += count
+    return total
+
+
+def _check_fits_in_memory(model: Any, steps: Sequence[CompressionConfig], *, dtype: Any = "auto",
+                          device_map: Any = None) -> int | None:
+    """Refuse, in one line and before loading, a CPU run whose estimated peak exceeds the available memory.
+
+    The estimate is parameters x bytes per parameter as loaded (float32 on a CPU unless ``dtype`` says otherwise)
+    x the largest step's memory factor. Set ``HFCOMPRESS_SKIP_MEMORY_CHECK=1`` to run anyway (an offloading
+    ``device_map`` also skips it). Returns the estimate in bytes, or None when it could not be made (a Hub model not
+    downloaded yet, a GGUF file).
+
+    Example:
+        >>> import tempfile
+        >>> from hfcompress import RTNConfig
+        >>> from hfcompress.testing import build_tiny_model
+        >>> folder = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+        >>> _check_fits_in_memory(str(folder), [RTNConfig(bits=8)]) < 10**7
+        True
+    """
+    import psutil
+    import torch
+
+    if os.environ.get("HFCOMPRESS_SKIP_MEMORY_CHECK", "0").lower() not in ("0", "", "false", "no") or device_map is not None:
+        return None
+    if torch.cuda.is_available():
+        return None  # the weights go to the GPU: its memory, not the host's, is what a run needs
+    try:
+        source = resolve_source(model)
+    except HFCompressError:
+        return None  # load_model gives the clear error about the source itself
+    folder = Path(source.path) if source.kind == "folder" and source.path else None
+    params = _checkpoint_parameters(folder) if folder is not None else None
+    if not params:
+        return None
+    name = str(dtype).replace("torch.", "")
+    bytes_per = _DTYPE_BYTES.get(name, 4)
+    factor = max((getattr(step, "memory_factor", None) or _MEMORY_FACTORS.get(step.kind, _DEFAULT_MEMORY_FACTOR) for step in steps),
+                 default=1.0)
+    need = int(params * bytes_per * factor)
+    available = psutil.virtual_memory().available
+    if need > available:
+        kinds = ", ".join(sorted({step.kind for step in steps})) or "loading"
+        raise HFCompressError(
+            f"{source.model_id}: this run needs about {need / 1e9:.1f} GB of memory ({params / 1e9:.2f} B parameters x "
+            f"{bytes_per} bytes x {factor:g} for {kinds}) but {available / 1e9:.1f} GB is available; free memory, use a "
+            "larger machine, or set HFCOMPRESS_SKIP_MEMORY_CHECK=1 to try anyway"
+        )
+    return need

@@ -94,3 +94,31 @@ def test_chunked_distillation_loss_equals_the_whole_one_and_keeps_no_vocabulary_
     logits_bytes = batch * seq * vocab * 4
     assert saved_bytes(None) >= 2 * logits_bytes
     assert saved_bytes(16) < 0.05 * logits_bytes
+
+
+def test_a_run_that_cannot_fit_is_refused_before_loading_with_the_figure_it_needs(tiny_llama_dir, monkeypatch):
+    import collections
+
+    import psutil
+
+    import hfcompress.api as api
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before the memory check")
+
+    monkeypatch.setattr(api, "load_model", no_load)
+    memory = collections.namedtuple("memory", "available total")
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory(available=100_000, total=10**9))
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_llama_dir / "model.safetensors"), framework="pt") as reader:
+        params = sum(reader.get_tensor(k).numel() for k in reader.keys())
+    with pytest.raises(HFCompressError, match=r"needs about 0\.0 GB of memory .* x 4 bytes x 6 for distill\) but 0\.0 GB is available") as err:
+        hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.DistillConfig(steps=1))
+    assert "HFCOMPRESS_SKIP_MEMORY_CHECK=1" in str(err.value) and "\n" not in str(err.value)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory(available=10**12, total=10**12))
+    assert api._check_fits_in_memory(str(tiny_llama_dir), [hfc.RTNConfig(bits=8)]) == int(params * 4 * 1.2)
+    assert api._check_fits_in_memory(str(tiny_llama_dir), [hfc.RTNConfig(bits=8)], dtype="bfloat16") == int(params * 2 * 1.2)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory(available=100_000, total=10**9))
+    monkeypatch.setenv("HFCOMPRESS_SKIP_MEMORY_CHECK", "1")
+    assert api._check_fits_in_memory(str(tiny_llama_dir), [hfc.DistillConfig(steps=1)]) is None
