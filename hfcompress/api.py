@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
 import os
@@ -25,7 +26,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ._version import __version__
 from .artifacts import MANIFEST_NAME, MANIFEST_VERSION, RECIPE_NAME, RESULTS_NAME, read_manifest, read_results_json
@@ -265,7 +266,9 @@ class CompressedModel:
         elif (reload or self.save_format == "gguf") and self.recipe:
             with tempfile.TemporaryDirectory(prefix="hfcompress-eval-") as tmp:
                 folder = self.save_pretrained(Path(tmp) / "variant", card=False)
-                result = bench_evaluate(folder, settings, name=name or _default_name(self), **options)
+                # The reloaded copy is measured while this one waits on disk: one model in memory, not two.
+                with _weights_on_disk(self.model, Path(tmp) / "resident.pt"):
+                    result = bench_evaluate(folder, settings, name=name or _default_name(self), **options)
         else:
             result = bench_evaluate(self._subject(), settings, name=name, **options)
         self.results = result.to_dict()
@@ -335,6 +338,43 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+
+@contextlib.contextmanager
+def _weights_on_disk(model: Any, file: Path) -> Iterator[None]:
+    """Hold ``model``'s parameters and buffers in ``file`` instead of memory while the block runs; put them back after.
+
+    The tensors stay the same objects (only their storage moves), so the model, its tied weights and anything
+    holding its parameters see the same values afterwards.
+
+    Example:
+        >>> import tempfile, torch
+        >>> layer = torch.nn.Linear(4, 4)
+        >>> before = layer.weight.detach().clone()
+        >>> with _weights_on_disk(layer, Path(tempfile.mkdtemp()) / "w.pt"):
+        ...     layer.weight.numel()
+        0
+        >>> torch.equal(layer.weight, before)
+        True
+    """
+    import torch
+
+    tensors: dict[int, Any] = {}
+    for module in model.modules():
+        for tensor in [*module._parameters.values(), *module._buffers.values()]:
+            if tensor is not None:
+                tensors.setdefault(id(tensor), tensor)
+    torch.save({str(key): tensor.data for key, tensor in tensors.items()}, file)
+    for tensor in tensors.values():
+        tensor.data = torch.empty(0, dtype=tensor.dtype, device=tensor.device)
+    try:
+        yield
+    finally:
+        saved = torch.load(file, weights_only=True)
+        for key, tensor in tensors.items():
+            tensor.data = saved[str(key)]
+        file.unlink(missing_ok=True)
 
 
 # Peak memory of a run in units of the model's weights as loaded: the model, plus the backend's work (per-layer

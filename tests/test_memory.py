@@ -122,3 +122,26 @@ def test_a_run_that_cannot_fit_is_refused_before_loading_with_the_figure_it_need
     monkeypatch.setattr(psutil, "virtual_memory", lambda: memory(available=100_000, total=10**9))
     monkeypatch.setenv("HFCOMPRESS_SKIP_MEMORY_CHECK", "1")
     assert api._check_fits_in_memory(str(tiny_llama_dir), [hfc.DistillConfig(steps=1)]) is None
+
+
+def test_evaluate_keeps_one_model_in_memory_while_it_measures_the_reloaded_variant(tiny_llama_dir, monkeypatch):
+    import hfcompress.api as api
+
+    cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.RTNConfig(bits=4, group_size=32))
+    ids = torch.tensor([[1, 5, 9, 30, 2, 7, 11, 3]])
+    before = _logits(cm.model, ids)
+    tensors = dict(cm.model.named_parameters())
+    real = api.bench_evaluate
+    resident: list[int] = []
+
+    def measuring(*args, **kwargs):
+        resident.append(sum(p.numel() for p in cm.model.parameters()))  # what the in-memory variant holds meanwhile
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "bench_evaluate", measuring)
+    result = cm.evaluate(eval_data=[["a held-out sentence to score. " * 20]], max_tokens=128, context=64, stride=32,
+                         speed=False, generations=False, tasks=[], kl=False)
+    assert resident == [0] and result.metrics["perplexity"]["value"] > 0
+    assert result.settings["measured"] == "saved folder, reloaded"
+    assert all(p is tensors[name] for name, p in cm.model.named_parameters())  # the same tensors, put back
+    assert torch.equal(_logits(cm.model, ids), before)
