@@ -43,6 +43,8 @@ class ModelSource:
         revision: the Hub commit sha when loaded from the Hub.
         path: the local folder the weights were read from.
         note: anything a reader of the card must know (e.g. the embedded weights were 4-bit GGUF).
+        hub_id: the Hub id of a local folder's model when it can be known (a folder in the Hub cache, the
+            ``_name_or_path`` of its config.json, or ``base_model=`` given by the user); the card's ``base_model``.
     """
 
     kind: str
@@ -51,6 +53,7 @@ class ModelSource:
     path: str | None = None
     gguf_file: str | None = None
     note: str | None = None
+    hub_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict."""
@@ -211,10 +214,49 @@ def resolve_source(model: str | os.PathLike | None, revision: str | None = None)
             return ModelSource(kind="gguf", model_id=str(ggufs[0].resolve()), path=str(path.resolve()), gguf_file=ggufs[0].name)
         if not (path / "config.json").is_file():
             raise HFCompressError(f"folder {text!r} has no config.json; point at a transformers model folder")
-        return ModelSource(kind="folder", model_id=str(path.resolve()), path=str(path.resolve()))
+        bad = _bad_safetensors(path)  # header and size only: a truncated download is named before anything loads
+        if bad is not None:
+            raise HFCompressError(f"could not load {text!r}: {bad}; copy or download the model again")
+        hub_id, hub_revision = infer_hub_id(path)
+        return ModelSource(kind="folder", model_id=str(path.resolve()), path=str(path.resolve()), hub_id=hub_id,
+                           revision=hub_revision)
     if not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text):
         raise HFCompressError(f"model folder {text!r} not found (nor is it a Hub id such as 'org/name')")
     return ModelSource(kind="hub", model_id=text, revision=revision)
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def infer_hub_id(folder: str | os.PathLike) -> tuple[str | None, str | None]:
+    """The Hub id (and commit) of the model in a local folder, when it can be known; ``(None, None)`` otherwise.
+
+    A folder inside the Hub cache (``models--org--name/snapshots/<commit>``) names both; otherwise the
+    ``_name_or_path`` of its config.json, when that looks like a Hub id and is no local path. A variant folder of
+    ours (hfcompress.json) is a local derivative: its config's ``_name_or_path`` names its base, not itself.
+
+    Example:
+        >>> infer_hub_id("/cache/hub/models--HuggingFaceTB--SmolLM2-135M/snapshots/abc123")
+        ('HuggingFaceTB/SmolLM2-135M', 'abc123')
+    """
+    parts = Path(os.path.abspath(os.fspath(folder))).parts
+    for i, part in enumerate(parts[:-2]):
+        if part.startswith("models--") and parts[i + 1] == "snapshots" and part.count("--") == 2:
+            hub_id = part[len("models--"):].replace("--", "/")
+            if HUB_ID.match(hub_id):
+                return hub_id, parts[i + 2]
+    folder = Path(folder)
+    if (folder / "hfcompress.json").exists():
+        return None, None
+    try:
+        import json
+
+        name = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None, None
+    if isinstance(name, str) and HUB_ID.match(name) and not name.startswith((".", "~")) and not Path(name).expanduser().exists():
+        return name, None
+    return None, None
 
 
 def load_model(
@@ -251,6 +293,7 @@ def load_model(
     elif source.kind == "gguf":
         lm, tokenizer = _load_gguf(Path(source.path) / source.gguf_file)
     elif source.kind == "folder":
+        check_causal_lm(_folder_architectures(Path(source.path)), source.path)
         lm = _from_pretrained(AutoModelForCausalLM, source.path, kwargs, source)
         tokenizer = _from_pretrained(AutoTokenizer, source.path, {"trust_remote_code": trust_remote_code}, source)
     else:
@@ -261,6 +304,7 @@ def load_model(
         tokenizer = _from_pretrained(
             AutoTokenizer, source.model_id, {"revision": revision, "trust_remote_code": trust_remote_code, "local_files_only": offline}, source, offline
         )
+        check_causal_lm(getattr(lm.config, "architectures", None), source.model_id)
         source.revision = getattr(lm.config, "_commit_hash", None) or revision
         source.path = _hub_snapshot_dir(lm)
 
@@ -289,6 +333,60 @@ def load_tokenizer(source: ModelSource) -> Any:
     where = source.path if source.kind == "folder" and source.path else source.model_id
     offline = source.kind == "hub" and not hub_reachable()
     return _from_pretrained(AutoTokenizer, where, {"revision": source.revision, "local_files_only": offline}, source, offline)
+
+
+# Heads of encoder models (BERT, RoBERTa, ...) that AutoModelForCausalLM would silently rebuild as a decoder.
+_NOT_CAUSAL = ("ForMaskedLM", "ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering",
+               "ForMultipleChoice", "ForPreTraining", "ForNextSentencePrediction", "ForImageClassification")
+
+
+def check_causal_lm(architectures: Any, where: str) -> None:
+    """Refuse a checkpoint whose recorded architecture is not a causal LM (e.g. ``BertForMaskedLM``).
+
+    transformers maps a BERT config onto ``BertLMHeadModel`` for ``AutoModelForCausalLM``, so a masked LM would
+    load, be compressed and be published as text generation.
+
+    Example:
+        >>> check_causal_lm(["BertForMaskedLM"], "m/bert")
+        Traceback (most recent call last):
+        hfcompress.errors.HFCompressError: 'm/bert' is a BertForMaskedLM, not a causal language model ...
+    """
+    names = [a for a in architectures or [] if isinstance(a, str)]
+    if names and all(name.endswith(_NOT_CAUSAL) for name in names):
+        raise HFCompressError(
+            f"{str(where)!r} is a {names[0]}, not a causal language model (text generation); hfcompress compresses "
+            "causal LMs (architectures ending in ForCausalLM): pass one such as HuggingFaceTB/SmolLM2-135M")
+
+
+def _folder_architectures(folder: Path) -> Any:
+    import json
+
+    try:
+        return json.loads((folder / "config.json").read_text(encoding="utf-8")).get("architectures")
+    except (OSError, ValueError, AttributeError):
+        return None  # an unreadable config.json is transformers' error to report
+
+
+def _bad_safetensors(folder: Path) -> str | None:
+    """The first .safetensors file in ``folder`` that is truncated or not safetensors at all, with what is wrong."""
+    import json
+    import struct
+
+    for path in sorted(folder.glob("*.safetensors")):
+        size = path.stat().st_size
+        try:
+            with path.open("rb") as f:
+                head = f.read(8)
+                length = struct.unpack("<Q", head)[0] if len(head) == 8 else None
+                if length is None or length > size - 8:
+                    return f"{path.name} is truncated or not a safetensors file ({size} bytes)"
+                header = json.loads(f.read(length))
+        except (OSError, ValueError) as err:
+            return f"{path.name} could not be read ({' '.join(str(err).split())[:100]})"
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict) and "data_offsets" in v]
+        if 8 + length + max(ends, default=0) > size:
+            return f"{path.name} is truncated: {size} bytes, its header describes {8 + length + max(ends)}"
+    return None
 
 
 def _hub_snapshot_dir(lm: Any) -> str | None:
@@ -321,11 +419,33 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _http_status(err: BaseException) -> int | None:
+    # transformers wraps huggingface_hub's HTTP error in an OSError: the status is down the chain.
+    seen = 0
+    while err is not None and seen < 8:
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return status
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
+
+
 def _from_pretrained(cls: Any, where: str, kwargs: dict[str, Any], source: ModelSource, offline: bool = False) -> Any:
     try:
         return cls.from_pretrained(where, **kwargs)
-    except (OSError, ValueError) as err:
+    except Exception as err:
+        # A damaged weights file (safetensors raises its own error type): name the file, not the decoder's complaint.
+        bad = _bad_safetensors(Path(where)) if source.kind == "folder" else None
+        if bad is not None:
+            raise HFCompressError(f"could not load {where!r}: {bad}; copy or download the model again") from None
+        if not isinstance(err, (OSError, ValueError)):
+            raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if source.kind == "hub" and _http_status(err) in (401, 403):
+            hint = ("the Hub refused the token (invalid or expired): run `hf auth login` or set HF_TOKEN to a valid token"
+                    if _http_status(err) == 401 else
+                    "the token has no access to it (a gated or private model: accept its terms on the Hub, or use a token that may read it)")
+            raise HFCompressError(f"could not load {source.model_id!r} from the Hub: {hint}") from None
         if source.kind == "hub":
             hint = (
                 "it is not in the local cache and the Hub is unreachable (offline)"
