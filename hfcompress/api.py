@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import logging
+import numbers
 import os
 import tempfile
 import time
@@ -36,7 +37,7 @@ from .config import CompressionConfig, check_recipe_order
 from .data import CalibrationData, load_calibration
 from .environment import environment_info, show_progress
 from .errors import HFCompressError
-from .loading import ModelSource, load_model
+from .loading import HUB_ID, ModelSource, load_model
 from .loading import resolve_source
 from .methods.registry import AfterStepHook, CompressionAdapter, PlainSave, StepContext, StepResult, resolve_adapters
 from .publish import push_folder, write_model_card
@@ -117,6 +118,7 @@ class CompressedModel:
         dtype: Any = "auto",
         device_map: Any = None,
         trust_remote_code: bool = False,
+        base_model: str | None = None,
     ) -> "CompressedModel":
         """Load ``model`` and apply ``recipe``; or reload a saved variant when ``model`` is one and no recipe is given.
 
@@ -127,10 +129,23 @@ class CompressedModel:
             backend: ``"auto"`` (first available) or an adapter name such as ``"llmcompressor"``.
             num_samples, seq_len: calibration samples and their length in tokens.
             seed: seeds calibration sampling and every backend that takes a seed.
+            base_model: the Hub id of the base when ``model`` is a local folder whose origin hfcompress cannot infer
+                (it is recorded in hfcompress.json and is the card's ``base_model``).
         """
         steps = as_recipe(recipe)
+        if base_model is not None and (not isinstance(base_model, str) or not HUB_ID.match(base_model)):
+            raise HFCompressError(f"base_model={base_model!r} is not a Hub model id; pass one such as 'HuggingFaceTB/SmolLM2-135M'")
         if not steps and model is not None and (Path(os.fspath(model)).expanduser() / MANIFEST_NAME).is_file():
-            return cls._load_variant(Path(os.fspath(model)).expanduser(), dtype=dtype, device_map=device_map)
+            return cls._load_variant(Path(os.fspath(model)).expanduser(), dtype=dtype, device_map=device_map, base_model=base_model)
+        if not steps and recipe is not None:
+            raise HFCompressError("the recipe holds no steps, so there is nothing to compress: add a step such as "
+                                  "hfc.RTNConfig(bits=8), or pass recipe=None to load the model as it is")
+        for name, value in (("num_samples", num_samples), ("seq_len", seq_len)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+                raise HFCompressError(f"{name}={value!r} must be a positive whole number, e.g. {name}={128 if name == 'num_samples' else 512}")
+        if not (calibration is None or isinstance(calibration, (str, os.PathLike, list, tuple))):
+            raise HFCompressError(f"calibration must be 'default', a text file path, a datasets id or a list of strings, "
+                                  f"not {type(calibration).__name__} (decode bytes first: calibration=[data.decode()])")
 
         check_recipe_order(steps)
         _seed_everything(seed)
@@ -142,11 +157,14 @@ class CompressedModel:
         quantized = quantized.get("quant_method") if isinstance(quantized, dict) else getattr(quantized, "quant_method", None)
         if quantized and steps and not steps[0].follows_quantization:
             raise HFCompressError(
-                f"{loaded.source.model_id!r} is already quantized ({quantized}); {steps[0].kind} needs full-precision weights: "
+                f"{loaded.source.model_id!r} is already quantized ({getattr(quantized, 'value', quantized)}); "
+                f"{steps[0].kind} needs full-precision weights: "
                 "compress its base model instead (its hfcompress.json names it), or re-export it with a GGUF step"
             )
         for step in steps:
             step.validate_for_model(loaded.model)
+        if base_model is not None:
+            loaded.source.hub_id = base_model
 
         calib: CalibrationData | None = None
         if any(step.needs_calibration for step in steps):
@@ -189,8 +207,10 @@ class CompressedModel:
             logger.info("step %s done in %.1f s", step.kind, self.steps[-1].seconds)
 
     @classmethod
-    def _load_variant(cls, folder: Path, *, dtype: Any, device_map: Any) -> "CompressedModel":
+    def _load_variant(cls, folder: Path, *, dtype: Any, device_map: Any, base_model: str | None = None) -> "CompressedModel":
         manifest = read_manifest(folder)
+        if base_model is not None:  # the user names the Hub id of the variant's (local) base: recorded from now on
+            manifest = {**manifest, "base_model": {**(manifest.get("base_model") or {}), "hub_id": base_model}}
         trust = bool((manifest.get("load") or {}).get("trust_remote_code", False))
         loaded = load_model(folder, dtype=dtype, device_map=device_map, trust_remote_code=trust)
         source = ModelSource.from_dict(manifest.get("base_model")) or loaded.source
@@ -308,9 +328,15 @@ class CompressedModel:
         create_pr: bool = False,
         commit_message: str | None = None,
         local_dir: str | os.PathLike | None = None,
+        base_model: str | None = None,
     ) -> Any:
-        """Save (to ``local_dir`` or a temp folder) and upload the variant to ``repo_id`` in one commit."""
-        options = dict(private=private, token=token, revision=revision, create_pr=create_pr, commit_message=commit_message)
+        """Save (to ``local_dir`` or a temp folder) and upload the variant to ``repo_id`` in one commit.
+
+        ``base_model``: the Hub id of the base when it was a local folder (recorded in the pushed hfcompress.json
+        and the card's metadata).
+        """
+        options = dict(private=private, token=token, revision=revision, create_pr=create_pr, commit_message=commit_message,
+                       base_model=base_model)
         if local_dir is None:
             with tempfile.TemporaryDirectory(prefix="hfcompress-push-") as tmp:
                 return push_folder(self.save_pretrained(Path(tmp) / repo_id.split("/")[-1]), repo_id, **options)

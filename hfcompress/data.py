@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import numbers
 import os
 import random
 from dataclasses import dataclass, field
@@ -81,6 +82,9 @@ def read_texts(spec: Any, *, split: str = "train") -> tuple[list[str], str]:
         if not texts:
             raise HFCompressError("the list of texts is empty; pass at least one non-empty string")
         return texts, f"list of {len(texts)} texts"
+    if not isinstance(spec, (str, os.PathLike)):
+        raise HFCompressError(f"text must be 'default', a text file path, a datasets id or a list of strings, not "
+                              f"{type(spec).__name__}" + (" (decode bytes first: [data.decode()])" if isinstance(spec, bytes) else ""))
     text = os.fspath(spec)
     path = Path(text).expanduser()
     if path.is_file():
@@ -99,7 +103,7 @@ def parse_json_rows(path: Path) -> list[Any]:
         >>> parse_json_rows(Path("pairs.jsonl"))[0]          # doctest: +SKIP
         {'prompt': 'Capital of France?', 'response': 'Paris.'}
     """
-    raw = path.read_text(encoding="utf-8", errors="replace")
+    raw = _read_utf8(path)
     if path.suffix == ".jsonl":
         rows = []
         for number, line in enumerate(raw.splitlines(), 1):
@@ -116,12 +120,24 @@ def parse_json_rows(path: Path) -> list[Any]:
     return list(data.values()) if isinstance(data, dict) else list(data) if isinstance(data, list) else [data]
 
 
+def _read_utf8(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise HFCompressError(f"{str(path)!r} is not UTF-8 text (byte {err.start} of {len(data)} cannot be decoded): "
+                              "pass a plain text, .jsonl or .json file") from None
+    if "\x00" in text:
+        raise HFCompressError(f"{str(path)!r} holds binary data (NUL bytes), not text: pass a plain text, .jsonl or .json file")
+    return text
+
+
 def _read_file(path: Path) -> list[str]:
     if path.suffix in (".jsonl", ".json"):
         items = parse_json_rows(path)
         texts = [t.get("text", "") if isinstance(t, dict) else str(t) for t in items]
     else:
-        raw = path.read_text(encoding="utf-8", errors="replace")
+        raw = _read_utf8(path)
         # Paragraphs (blank-line separated) keep documents whole; a file with none is one text.
         texts = [p.strip() for p in raw.split("\n\n")]
     texts = [t for t in texts if t.strip()]
@@ -208,8 +224,9 @@ def load_calibration(
     """
     import torch
 
-    if num_samples <= 0 or seq_len <= 0:
-        raise HFCompressError(f"num_samples={num_samples} and seq_len={seq_len} must be positive integers")
+    for name, value in (("num_samples", num_samples), ("seq_len", seq_len)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+            raise HFCompressError(f"{name}={value!r} must be a positive whole number")
     texts, description = read_texts(spec, split="train")
     order = list(range(len(texts)))
     random.Random(seed).shuffle(order)
@@ -230,7 +247,7 @@ def load_calibration(
         samples.append(torch.tensor(buffer[:seq_len], dtype=torch.long))
     if not samples:
         raise HFCompressError(f"the calibration text ({description}) holds no tokens")
-    source = spec if isinstance(spec, str) else "list"
+    source = "default" if spec is None else spec if isinstance(spec, str) else os.fspath(spec) if isinstance(spec, os.PathLike) else "list"
     return CalibrationData(
         texts=used,
         input_ids=samples,

@@ -22,7 +22,11 @@ def _recipe_from_args(args: argparse.Namespace) -> list[Any]:
     if args.recipe and args.method:
         raise HFCompressError("pass either --recipe FILE or --method, not both")
     if args.recipe:
-        return load_recipe(args.recipe)
+        recipe = load_recipe(args.recipe)
+        if not recipe:
+            raise HFCompressError(f"recipe file {args.recipe!r} holds no steps, so there is nothing to compress; "
+                                  "add one, e.g. '- rtn: {bits: 8}'")
+        return recipe
     if not args.method:
         raise HFCompressError("nothing to do: pass --method (e.g. --method gptq) or --recipe recipe.yaml")
     found = cli_method(args.method)
