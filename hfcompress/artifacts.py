@@ -120,6 +120,8 @@ def model_argument(base: dict[str, Any], *, public: bool = True) -> str:
     kind = base.get("kind")
     if kind == "embedded" or not base.get("model_id"):
         return ""
+    if public and kind == "folder" and base.get("hub_id"):
+        return str(base["hub_id"])  # a local copy of a Hub model: readers start from the Hub id
     if kind == "hub" or not public:
         if kind == "gguf" and base.get("path") and base.get("gguf_file"):
             return str(Path(str(base["path"])) / str(base["gguf_file"]))
@@ -139,7 +141,7 @@ def compress_command(base: dict[str, Any], output: str, *, recipe_file: str = RE
     model = model_argument(base, public=public)
     if model:
         parts.append(shlex.quote(model))
-        if base.get("kind") == "hub" and base.get("revision"):
+        if (base.get("kind") == "hub" or model == base.get("hub_id")) and base.get("revision"):
             parts += ["--revision", shlex.quote(str(base["revision"]))]
     parts += ["--recipe", shlex.quote(recipe_file), "-o", shlex.quote(output)]
     if seed is not None:

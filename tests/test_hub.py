@@ -94,15 +94,14 @@ def test_failed_upload_is_resumed_without_sending_twice(hub, variant):
         push_folder(variant, "tester/resume")
     message = str(err.value)
     assert "\n" not in message and "run the same command again" in message and hub.token not in message
-    after = _digest(variant)
-    # The local variant is intact: same files, same weights; only the card now names the repo in its snippets.
-    assert after.keys() == before.keys()
-    assert {k: v for k, v in after.items() if k != "README.md"} == {k: v for k, v in before.items() if k != "README.md"}
-    assert 'from_pretrained("tester/resume")' in (variant / "README.md").read_text()
+    # The local variant is exactly as it was, card included ("the local folder is unchanged" is true).
+    assert _digest(variant) == before
     assert len(hub.repos["tester/resume"].commits) == 1 and hub.lfs_puts == []
 
-    push_folder(variant, "tester/resume")  # rerun completes
+    push_folder(variant, "tester/resume")  # rerun completes; now the local card names the repo, as the pushed one does
     assert len(hub.repos["tester/resume"].commits) == 2 and len(hub.lfs_puts) == 1
+    assert 'from_pretrained("tester/resume")' in (variant / "README.md").read_text()
+    assert hub.repos["tester/resume"].files()["README.md"] == (variant / "README.md").read_bytes()
 
     # A commit that fails after the weights arrived: the rerun does not send the weights again.
     other = Path(shutil.copytree(variant, variant.parent / "again"))
@@ -310,3 +309,20 @@ def test_a_repush_removes_stale_files_and_keeps_what_the_user_told_the_card(hub,
     card = ModelCard(remote["README.md"].decode())
     assert card.data.base_model == "HuggingFaceTB/SmolLM2-135M"
     assert api_upload.last_commit.deleted == ["results.json"]
+
+
+def test_push_to_hub_with_base_model_records_it_in_the_manifest_and_card(hub, tiny_llama_dir, variant):
+    from huggingface_hub import ModelCard
+
+    cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.RTNConfig(bits=8))
+    cm.push_to_hub("tester/api-base", base_model="SomeOrg/tiny-llama")
+    files = hub.repos["tester/api-base"].files()
+    assert json.loads(files["hfcompress.json"])["base_model"]["hub_id"] == "SomeOrg/tiny-llama"
+    card = ModelCard(files["README.md"].decode())
+    assert card.data.base_model == "SomeOrg/tiny-llama" and card.data.base_model_relation == "quantized"
+
+    # The CLI's push of a saved folder: the folder records it once the push went through.
+    assert main(["push", str(variant), "tester/cli-base", "--base-model", "SomeOrg/tiny-llama"]) == 0
+    assert json.loads((variant / "hfcompress.json").read_text())["base_model"]["hub_id"] == "SomeOrg/tiny-llama"
+    assert ModelCard.load(variant / "README.md").data.base_model == "SomeOrg/tiny-llama"
+    assert hub.repos["tester/cli-base"].files()["README.md"] == (variant / "README.md").read_bytes()

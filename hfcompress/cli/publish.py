@@ -36,12 +36,14 @@ def add_push_parser(sub: Any) -> None:
     p.add_argument("--message", help="commit message (default: 'Add <name> (hfcompress <version>)')")
     p.add_argument("--template", help="re-render the card with this Jinja template before uploading")
     p.add_argument("--quantized-by", help="name to credit in the card's quantized_by field")
+    p.add_argument("--base-model", help="Hub id of the base model when the variant was made from a local folder")
 
 
 @command("push")
 def _cmd_push(args: argparse.Namespace) -> int:
     info = push_folder(args.folder, args.repo_id, private=args.private, create_pr=args.create_pr, revision=args.revision,
-                       commit_message=args.message, template=args.template, quantized_by=args.quantized_by)
+                       commit_message=args.message, template=args.template, quantized_by=args.quantized_by,
+                       base_model=args.base_model)
     where = getattr(info, "pr_url", None) or getattr(info, "commit_url", None) or str(info)
     print(f"pushed {args.folder} to {args.repo_id}: {where}")
     return 0

@@ -64,40 +64,72 @@ def write_model_card(
     Example:
         >>> write_model_card("out/v", manifest=json.load(open("out/v/hfcompress.json")))   # doctest: +SKIP
     """
-    folder = Path(folder)
+    files = card_files(manifest, results, template=template, siblings=siblings, repo_id=repo_id, quantized_by=quantized_by,
+                       base_model=base_model, folder_name=_variant_name(Path(folder)))
+    return write_card_files(folder, files)
+
+
+def _variant_name(folder: Path) -> str:
     # save_pretrained renders into a temp folder ".<name>.tmp-XXXX" beside the target: name the target.
     name_match = re.fullmatch(r"\.(.+)\.tmp-[^.]+", folder.name)
-    card = build_model_card(manifest, results, template=template, siblings=siblings, repo_id=repo_id,
-                            quantized_by=quantized_by, base_model=base_model,
-                            folder_name=name_match.group(1) if name_match else folder.name)
-    path = folder / "README.md"
-    write_text_atomic(path, str(card))
+    return name_match.group(1) if name_match else folder.name
+
+
+EVAL_RESULTS_PATH = f".eval_results/{EVAL_RESULTS_FILE}"
+
+
+def card_files(manifest: dict[str, Any], results: dict[str, Any] | None = None, **options: Any) -> dict[str, str | None]:
+    """The card's files, rendered in memory: ``{"README.md": text, ".eval_results/hfcompress.yaml": text or None}``
+    (None: the folder must not have that file). ``options`` are ``build_model_card``'s.
+
+    Example:
+        >>> files = card_files({"base_model": {"kind": "hub", "model_id": "org/base"}, "recipe": [{"kind": "rtn", "bits": 8}]})
+        >>> sorted(files), files[EVAL_RESULTS_PATH]
+        (['.eval_results/hfcompress.yaml', 'README.md'], None)
+    """
+    card = build_model_card(manifest, results, **options)
     entries = eval_result_entries(results)
-    eval_path = folder / ".eval_results" / EVAL_RESULTS_FILE
+    evals = None
     if entries:
         from huggingface_hub import eval_result_entries_to_yaml
 
-        write_text_atomic(eval_path, yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False))
-    elif eval_path.is_file():
-        eval_path.unlink()  # stale from an earlier card of this folder
-    return path
+        evals = yaml.safe_dump(eval_result_entries_to_yaml(entries), sort_keys=False)
+    return {CARD_NAME: str(card), EVAL_RESULTS_PATH: evals}
 
 
-def rewrite_model_card(folder: str | os.PathLike, *, template: str | os.PathLike | None = None, **kwargs: Any) -> Path:
-    """Re-render README.md of a saved variant from its hfcompress.json and results.json (``hfcompress card DIR``).
+def write_card_files(folder: str | os.PathLike, files: dict[str, str | None]) -> Path:
+    """Write what ``card_files`` rendered into ``folder`` atomically (a None removes a stale file); returns README.md."""
+    folder = Path(folder)
+    for rel, text in files.items():
+        path = folder / rel
+        if text is not None:
+            write_text_atomic(path, text)
+        elif path.is_file():
+            path.unlink()  # stale from an earlier card of this folder
+    return folder / CARD_NAME
 
+
+def saved_card_files(folder: str | os.PathLike, *, template: str | os.PathLike | None = None, **kwargs: Any) -> dict[str, str | None]:
+    """The card files of a saved variant rendered again from its hfcompress.json and results.json, in memory.
+
+    What the user told an earlier card (``base_model`` of a local base, ``quantized_by``) is kept unless given anew.
     """
     folder = Path(folder).expanduser()
     if not (folder / MANIFEST_NAME).is_file():
         raise HFCompressError(f"{str(folder)!r} holds no hfcompress.json; pass a folder saved by hfcompress (save_pretrained / compress)")
     manifest = read_manifest(folder)
     results = read_results_json(folder)
-    # What the user told an earlier `hfcompress card` (base model id of a local base, who made it) stays.
     previous = _card_metadata(folder / CARD_NAME)
     for key in ("base_model", "quantized_by"):
         if kwargs.get(key) is None and isinstance(previous.get(key), str):
             kwargs[key] = previous[key]
-    return write_model_card(folder, manifest=manifest, results=results, template=template, **kwargs)
+    kwargs.setdefault("folder_name", _variant_name(folder))
+    return card_files(manifest, results, template=template, **kwargs)
+
+
+def rewrite_model_card(folder: str | os.PathLike, *, template: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+    """Re-render README.md of a saved variant from its hfcompress.json and results.json (``hfcompress card DIR``)."""
+    return write_card_files(Path(folder).expanduser(), saved_card_files(folder, template=template, **kwargs))
 
 
 def _card_metadata(readme: Path) -> dict[str, Any]:

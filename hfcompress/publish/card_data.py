@@ -111,7 +111,8 @@ def card_context(
         ('quantized', 'Perplexity', 'worse')
     """
     base = manifest.get("base_model") or {}
-    base_id = base_model or (base.get("model_id") if base.get("kind") in ("hub", "embedded") else None)
+    # The Hub id: given now, recorded (a local folder's inferred or given ``hub_id``), or the Hub model itself.
+    base_id = base_model or base.get("hub_id") or (base.get("model_id") if base.get("kind") in ("hub", "embedded") else None)
     if base_id is not None and not _HUB_ID.match(base_id):
         raise HFCompressError(f"base_model {base_id!r} is not a Hub model id; pass one such as 'HuggingFaceTB/SmolLM2-135M'")
     recipe = list(manifest.get("recipe") or [])

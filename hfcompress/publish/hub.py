@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -24,9 +25,10 @@ from typing import Any, Iterator, Sequence
 
 from .._version import __version__
 from ..artifacts import MANIFEST_NAME, iter_variant_folders, read_manifest
+from ..atomic import write_text_atomic
 from ..errors import HFCompressError
-from .card import rewrite_model_card
-from .card_data import sibling_entry
+from .card import saved_card_files
+from .card_data import _HUB_ID, sibling_entry
 
 logger = logging.getLogger(__name__)
 
@@ -59,12 +61,16 @@ def push_folder(
     commit_message: str | None = None,
     template: str | os.PathLike | None = None,
     quantized_by: str | None = None,
+    base_model: str | None = None,
 ) -> Any:
     """Create ``repo_id`` if needed and upload the variant in ``folder`` in one commit; returns the ``CommitInfo``.
 
-    The card is re-rendered first with the repo id in its load snippets when it is hfcompress's default card
+    The card is rendered for the upload with the repo id in its load snippets when it is hfcompress's default card
     (or when ``template`` is given); a card of your own is uploaded as it is. ``revision`` names a branch
     (created from main if missing); ``create_pr=True`` opens a pull request instead of committing to main.
+    ``base_model``: the Hub id of the base when the variant was made from a local folder (hfcompress.json records
+    it and the card's metadata names it). The folder is written only once the push succeeded, with what was
+    pushed (the card, the manifest): a failed push leaves it as it was.
 
     Example:
         >>> info = push_folder("out/v", "me/SmolLM2-135M-Instruct-RTN-int8", private=True)   # doctest: +SKIP
@@ -74,20 +80,28 @@ def push_folder(
     _check_repo_id(repo_id)
     if create_pr and revision not in (None, "main"):
         raise HFCompressError(f"create_pr opens a pull request against main; drop revision={revision!r} or create_pr")
+    if base_model is not None and (not isinstance(base_model, str) or not _HUB_ID.match(base_model)):
+        raise HFCompressError(f"base_model {base_model!r} is not a Hub model id; pass one such as 'HuggingFaceTB/SmolLM2-135M'")
     token = resolve_token(token)
     api = api_for(token)
     with hub_errors(token, repo_id, "login"):
         api.whoami()
+    changed: dict[str, str | None] = {}
+    if base_model is not None and (folder / MANIFEST_NAME).is_file():
+        manifest = read_manifest(folder)
+        manifest["base_model"] = {**(manifest.get("base_model") or {}), "hub_id": base_model}
+        changed[MANIFEST_NAME] = json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"
     if (folder / MANIFEST_NAME).is_file() and (template is not None or _has_default_card(folder)):
-        siblings = _card_siblings(folder)
-        rewrite_model_card(folder, template=template, repo_id=repo_id, quantized_by=quantized_by, siblings=siblings)
+        changed.update(saved_card_files(folder, template=template, repo_id=repo_id, quantized_by=quantized_by,
+                                        siblings=_card_siblings(folder), base_model=base_model))
     message = commit_message or _default_message(folder, repo_id)
     with hub_errors(token, repo_id, "creating the repo"):
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
     if revision not in (None, "main") and not create_pr:
         with hub_errors(token, repo_id, f"creating branch {revision}"):
             api.create_branch(repo_id, branch=revision, exist_ok=True, repo_type="model")
-    info = _upload(api, token, folder, repo_id, revision=revision, create_pr=create_pr, message=message)
+    info = _upload(api, token, folder, repo_id, revision=revision, create_pr=create_pr, message=message, changed=changed)
+    _write_changed(folder, changed)
     logger.info("pushed %s to %s (%s)", folder, repo_id, getattr(info, "oid", ""))
     return info
 
@@ -136,10 +150,11 @@ def push_grid(
     for folder in tqdm(folders, desc="push", unit="variant", disable=_quiet()):
         repo_id = repo_ids[folder]
         mine = [s for s in siblings if s["repo_id"] != repo_id and _same_base(manifests, folder, repo_ids, s["repo_id"])]
-        if template is not None or _has_default_card(folder):
-            rewrite_model_card(folder, template=template, repo_id=repo_id, siblings=mine, quantized_by=quantized_by)
+        card = (saved_card_files(folder, template=template, repo_id=repo_id, siblings=mine, quantized_by=quantized_by)
+                if template is not None or _has_default_card(folder) else {})
         out.repos[str(folder)] = repo_id
-        out.commits[str(folder)] = _push_prepared(api, token, folder, repo_id, private=private, create_pr=create_pr)
+        out.commits[str(folder)] = _push_prepared(api, token, folder, repo_id, private=private, create_pr=create_pr, changed=card)
+        _write_changed(folder, card)
 
     if collection:
         bases = sorted({_base_name(manifests[f]) for f in folders})
@@ -174,17 +189,30 @@ def variant_repo_id(folder: str | os.PathLike, namespace_or_prefix: str, manifes
 # Helpers
 
 
-def _push_prepared(api: Any, token: str, folder: Path, repo_id: str, *, private: bool, create_pr: bool) -> Any:
-    # push_grid already rendered the card (with siblings): upload without touching it again.
+def _push_prepared(api: Any, token: str, folder: Path, repo_id: str, *, private: bool, create_pr: bool,
+                   changed: dict[str, str | None]) -> Any:
+    # push_grid already rendered the card (with siblings): upload it as rendered.
     with hub_errors(token, repo_id, "creating the repo"):
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    return _upload(api, token, folder, repo_id, revision=None, create_pr=create_pr, message=_default_message(folder, repo_id))
+    return _upload(api, token, folder, repo_id, revision=None, create_pr=create_pr, message=_default_message(folder, repo_id),
+                   changed=changed)
 
 
-def _upload(api: Any, token: str, folder: Path, repo_id: str, *, revision: str | None, create_pr: bool, message: str) -> Any:
+def _write_changed(folder: Path, changed: dict[str, str | None]) -> None:
+    # After a push went through: the folder gets what was pushed (the card naming the repo), so both agree.
+    for rel, text in changed.items():
+        if text is not None:
+            write_text_atomic(folder / rel, text)
+        elif (folder / rel).is_file():
+            (folder / rel).unlink()
+
+
+def _upload(api: Any, token: str, folder: Path, repo_id: str, *, revision: str | None, create_pr: bool, message: str,
+            changed: dict[str, str | None] | None = None) -> Any:
     # One commit: the files as they are (weights through LFS), hfcompress.json and results.json with local paths
     # reduced to their last part, and files an earlier push of this variant wrote that it no longer has removed.
-    with hub_errors(token, repo_id, "uploading", resumable=True), _progress(), _publishable(folder) as view:
+    # ``changed`` (relative path -> text, None = left out) is what this push renders anew: the folder is not touched.
+    with hub_errors(token, repo_id, "uploading", resumable=True), _progress(), _publishable(folder, changed or {}) as view:
         return api.upload_folder(
             repo_id=repo_id, folder_path=str(view), repo_type="model", revision=revision, create_pr=create_pr,
             commit_message=message, commit_description=_commit_description(folder), ignore_patterns=list(_IGNORE),
@@ -214,20 +242,25 @@ def public_text(text: str) -> str:
 
 
 @contextlib.contextmanager
-def _publishable(folder: Path) -> Iterator[Path]:
-    # A temp view of the folder: links to its files (nothing is copied), path-bearing JSON files rewritten.
+def _publishable(folder: Path, changed: dict[str, str | None] | None = None) -> Iterator[Path]:
+    # A temp view of the folder: links to its files (nothing is copied), path-bearing JSON files rewritten, and the
+    # files this push renders anew (``changed``) written there instead of into the folder.
+    changed = changed or {}
     with tempfile.TemporaryDirectory(prefix="hfcompress-publish-") as tmp:
         view = Path(tmp)
-        for path in sorted(folder.rglob("*")):
-            if not path.is_file():
-                continue
-            rel = path.relative_to(folder)
+        files = {p.relative_to(folder).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()}
+        for rel in sorted(set(files) | set(changed)):
+            text = changed.get(rel) if rel in changed else None
+            if rel in changed and text is None:
+                continue  # stale: the push leaves it out
             target = view / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            if rel.as_posix() in _PATH_BEARING:
-                target.write_text(public_text(path.read_text(encoding="utf-8")), encoding="utf-8")
+            if rel in _PATH_BEARING:
+                target.write_text(public_text(text if text is not None else files[rel].read_text(encoding="utf-8")), encoding="utf-8")
+            elif text is not None:
+                target.write_text(text, encoding="utf-8")
             else:
-                os.symlink(path.resolve(), target)
+                os.symlink(files[rel].resolve(), target)
         yield view
 
 
@@ -297,6 +330,17 @@ def api_for(token: str) -> Any:
     return HfApi(endpoint=endpoint, token=token)
 
 
+def _close_progress_bars() -> None:
+    # An upload that failed leaves huggingface_hub's bar open mid-line: close it, so our one line starts a line.
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        try:
+            bar.close()
+        except Exception:  # a bar of another thread, half torn down: nothing of ours to lose
+            pass
+
+
 class hub_errors:
     """Turn huggingface_hub's multi-line errors into one HFCompressError line, with the token scrubbed.
 
@@ -314,6 +358,7 @@ class hub_errors:
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
         if exc is None or isinstance(exc, (HFCompressError, KeyboardInterrupt)) or not isinstance(exc, Exception):
             return False
+        _close_progress_bars()
         raise HFCompressError(self._message(exc)) from None
 
     def _message(self, exc: Exception) -> str:
