@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import read_results_json
 from ..bench import EvalSettings, evaluate, load_subject, write_results
 from ..demo import run_demo
 from ..environment import show_progress
@@ -31,6 +32,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     for where in args.models:
         # A variant of ours is compared with its recorded base; any other model with --base only.
         subject = load_subject(where)
+        if subject.folder is not None:
+            try:
+                read_results_json(subject.folder)
+            except HFCompressError as err:
+                # Derived data: measuring again is the fix, so a damaged results.json counts as absent.
+                what = str(err).split("; re-run")[0]
+                print(f"hfcompress: warning: {what}; measuring anew" + ("" if args.no_write else " and writing a fresh one"),
+                      file=sys.stderr)
         base = args.base or bool(subject.manifest)
         name = subject.folder.name if subject.folder else str(where).rstrip("/").split("/")[-1]
         result = evaluate(subject, settings, base=base, base_cache=cache, name=name, progress=show_progress())

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
+from ..errors import HFCompressError
 from ..space import push_space, serve
+from ..space.variants import looks_like_collection
 from ._common import command
 
 
@@ -20,6 +23,10 @@ def add_space_parser(sub: Any) -> None:
 
 @command("space")
 def _cmd_space(args: argparse.Namespace) -> int:
+    source = args.source or "runs"
+    if not Path(source).expanduser().exists() and not looks_like_collection(str(source)):
+        raise HFCompressError(f"{source!r}: no such folder, and not a Hub collection id (owner/title-0123456789abcdef0123); "
+                              "pass a runs folder of saved variants, a variant folder or a collection id")
     serve(args.source, host=args.host, port=args.port, memory_mb=args.memory_mb, share=args.share)
     return 0
 
