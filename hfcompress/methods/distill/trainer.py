@@ -174,6 +174,8 @@ def train_student(student: Any, teacher: Any, tokenizer: Any, train_rows: Sequen
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     resume = get_last_checkpoint(str(run_dir)) if config.resume else None
+    if resume:
+        _check_checkpoint_fits(Path(resume), student, run_dir)
     cuda = torch.cuda.is_available()
     eval_every = config.eval_every if eval_rows else 0
     args = _training_args(TrainingArguments, run_dir, config, cuda, eval_every, progress)
@@ -285,6 +287,36 @@ def _training_args(cls: Any, run_dir: Path, config: Any, cuda: bool, eval_every:
 
 def _round(value: Any) -> Any:
     return float(f"{value:.6g}") if isinstance(value, float) else value
+
+
+def _check_checkpoint_fits(checkpoint: Path, student: Any, run_dir: Path) -> None:
+    """Refuse, before any training, a checkpoint written for a student of another shape (the optimizer's state would
+    not fit it): compare the shapes and the number of weights in its safetensors files with the student's."""
+    from safetensors import safe_open
+
+    shapes: dict[str, tuple[int, ...]] = {}
+    for path in sorted(checkpoint.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                shapes.update({name: tuple(f.get_slice(name).get_shape()) for name in f.keys()})
+        except Exception:  # a damaged checkpoint file: the trainer's own load reports it
+            return
+    if not shapes:
+        return
+    state = student.state_dict()
+    mine = {name: tuple(t.shape) for name, t in state.items()}
+    problem = next((f"{name} is {list(shape)} there, {list(mine[name])} in this student" for name, shape in shapes.items()
+                    if name in mine and mine[name] != shape), None)
+    if problem is None:
+        # Names may differ between memory and disk (tied weights saved once, fused experts), sizes do not.
+        distinct = {t.data_ptr(): t.numel() for t in state.values()}
+        saved, have = sum(math.prod(shape) for shape in shapes.values()), sum(distinct.values())
+        if saved != have:
+            problem = f"{saved:,} weights there, {have:,} in this student"
+    if problem:
+        raise HFCompressError(
+            f"the checkpoint in {str(run_dir)!r} was written for a student of another shape ({problem}); use another "
+            "run_dir or pass resume=False (--no-resume)")
 
 
 def _checkpoint_step(checkpoint: str | None) -> int:
