@@ -259,3 +259,51 @@ def test_batched_decode_of_any_batch_size_is_labelled_and_follows_batch_1():
                ("peak_memory", "decode_tokens_per_s_batch4", "decode_tokens_per_s", "perplexity")}
     labels = [row["label"] for row in _metric_rows({"metrics": metrics})]
     assert labels == ["Perplexity", "Decode speed (batch 1)", "Decode speed (batch 4)", "Peak memory"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# base_model of a variant made from a local folder: inferred where it can be known, else given by the user.
+
+
+def _card_data(folder: Path) -> dict:
+    from huggingface_hub import ModelCard
+
+    return ModelCard.load(folder / "README.md").data.to_dict()
+
+
+def test_a_folder_in_the_hub_cache_names_its_base_model_and_commit(tiny_llama_dir, tmp_path):
+    snapshot = tmp_path / "hub" / "models--SomeOrg--tiny-llama" / "snapshots" / "0123abcd"
+    shutil.copytree(tiny_llama_dir, snapshot)
+    cm = hfc.CompressedModel.from_pretrained(str(snapshot), recipe=hfc.RTNConfig(bits=8))
+    folder = cm.save_pretrained(tmp_path / "v")
+    base = json.loads((folder / "hfcompress.json").read_text())["base_model"]
+    assert (base["kind"], base["hub_id"], base["revision"]) == ("folder", "SomeOrg/tiny-llama", "0123abcd")
+    data = _card_data(folder)
+    assert data["base_model"] == "SomeOrg/tiny-llama" and data["base_model_relation"] == "quantized"
+    assert "hfcompress compress SomeOrg/tiny-llama --revision 0123abcd" in (folder / "README.md").read_text()
+
+
+def test_config_name_or_path_that_is_a_hub_id_names_the_base_model(tiny_llama_dir, tmp_path):
+    local = Path(shutil.copytree(tiny_llama_dir, tmp_path / "downloaded"))
+    config = json.loads((local / "config.json").read_text())
+    (local / "config.json").write_text(json.dumps({**config, "_name_or_path": "SomeOrg/tiny-llama"}))
+    from hfcompress.loading import infer_hub_id, resolve_source
+
+    assert resolve_source(local).hub_id == "SomeOrg/tiny-llama"
+    (local / "config.json").write_text(json.dumps({**config, "_name_or_path": str(tmp_path)}))  # a local path: unknown
+    assert infer_hub_id(local) == (None, None)
+
+
+def test_base_model_given_to_from_pretrained_is_recorded_and_carded(tiny_llama_dir, tmp_path):
+    cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.RTNConfig(bits=8), base_model="SomeOrg/tiny")
+    folder = cm.save_pretrained(tmp_path / "v")
+    assert json.loads((folder / "hfcompress.json").read_text())["base_model"]["hub_id"] == "SomeOrg/tiny"
+    assert _card_data(folder)["base_model"] == "SomeOrg/tiny"
+    # Unknown without it: the card names the local folder by its last part and declares no base_model.
+    plain = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.RTNConfig(bits=8)).save_pretrained(tmp_path / "p")
+    assert "base_model" not in _card_data(plain)
+    # Reloading a saved variant with base_model= records it from then on.
+    again = hfc.CompressedModel.from_pretrained(str(plain), base_model="SomeOrg/tiny").save_pretrained(tmp_path / "again")
+    assert _card_data(again)["base_model"] == "SomeOrg/tiny"
+    with pytest.raises(HFCompressError, match="is not a Hub model id"):
+        hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.RTNConfig(bits=8), base_model="/home/me/base")
