@@ -51,11 +51,11 @@ class TransformersDistillAdapter(CompressionAdapter):
         self.expect(config, DistillConfig)
         calibration = context.calibration
         # Text and pairs are read first: a missing file fails before any model is loaded.
-        plain = _read_user_data(config)
+        plain = read_training_data(config)
         # A smaller student is cut from the model before the teacher loads, so impossible shapes fail at once.
         small = smaller_student(model, config.student) if isinstance(config.student, dict) else None
 
-        teacher_id, teacher_loaded = _load_teacher(model, config, context.source)
+        teacher_id, teacher_loaded = load_teacher(model, config, context.source)
         teacher = teacher_loaded.model
         check_same_tokenizer(teacher_loaded.tokenizer, tokenizer, teacher=f"teacher {teacher_id!r}", student="model being distilled")
 
@@ -74,7 +74,7 @@ class TransformersDistillAdapter(CompressionAdapter):
         check_vocab_size(teacher, student)
         params_before = sum(p.numel() for p in model.parameters())
 
-        train_rows, eval_rows, data_info = _build_rows(config, tokenizer, teacher, teacher_id, plain, calibration)
+        train_rows, eval_rows, data_info = training_rows(config, tokenizer, teacher, teacher_id, plain, calibration)
 
         key_parts = {k: v for k, v in config.to_dict().items() if k not in ("steps", "eval_every", "run_dir", "resume", "save_every")}
         key = hashlib.sha256(json.dumps([key_parts, model_fingerprint(student), model_fingerprint(teacher), teacher_id],
@@ -102,7 +102,8 @@ class TransformersDistillAdapter(CompressionAdapter):
         return StepResult(student, info)
 
 
-def _load_teacher(model: Any, config: DistillConfig, source: Any) -> tuple[str, Any]:
+def load_teacher(model: Any, config: DistillConfig, source: Any) -> tuple[str, Any]:
+    """(teacher id, ``LoadedModel``): ``config.teacher``, else the run's base model (reloaded from its source)."""
     if config.teacher:
         loaded = load_source(config.teacher)
         return str(config.teacher), loaded
@@ -118,8 +119,9 @@ def _load_teacher(model: Any, config: DistillConfig, source: Any) -> tuple[str, 
     return teacher_id, loaded
 
 
-def _read_user_data(config: DistillConfig) -> Any:
-    """('pairs', pairs) | ('texts', texts, description) | None (calibration or synthetic)."""
+def read_training_data(config: DistillConfig) -> Any:
+    """The user's training data, read before any model loads (quantization-aware training reads it too):
+    ('pairs', pairs) | ('texts', texts, description) | None (calibration or synthetic)."""
     config.check_data_is_present()
 
     if config.data is None or config.data == "synthetic":
@@ -138,7 +140,8 @@ def _read_user_data(config: DistillConfig) -> Any:
     return ("texts", texts, description)
 
 
-def _build_rows(config: DistillConfig, tokenizer: Any, teacher: Any, teacher_id: str, plain: Any, calibration: Any) -> tuple[list, list, dict]:
+def training_rows(config: DistillConfig, tokenizer: Any, teacher: Any, teacher_id: str, plain: Any, calibration: Any) -> tuple[list, list, dict]:
+    """Training rows, held-out rows and what they are, from the user's data, the calibration text or the teacher."""
     needed = config.steps * config.batch_size * config.gradient_accumulation_steps
     eval_count = max(1, config.eval_tokens // config.seq_len)
     if plain is None and config.data is None:

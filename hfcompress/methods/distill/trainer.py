@@ -64,8 +64,9 @@ def _trainer_class():
 
         def __init__(self, *args: Any, teacher: Any, distill: Any, eval_rows: Sequence[dict], **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self.teacher = teacher.to(self.args.device).eval()
-            for p in self.teacher.parameters():
+            # No teacher (quantization-aware training on plain next-token cross-entropy): alpha is 1 then.
+            self.teacher = teacher.to(self.args.device).eval() if teacher is not None else None
+            for p in self.teacher.parameters() if self.teacher is not None else ():
                 p.requires_grad_(False)
             self.distill = distill
             self.eval_rows = list(eval_rows)
@@ -76,8 +77,11 @@ def _trainer_class():
             labels = inputs["labels"]
             feed = {"input_ids": inputs["input_ids"], "attention_mask": inputs["attention_mask"]}
             outputs = model(**feed)
-            with torch.no_grad():
-                teacher_logits = self.teacher(**feed).logits
+            if self.teacher is None:
+                teacher_logits = outputs.logits.detach()  # unused: alpha = 1 takes the cross-entropy alone
+            else:
+                with torch.no_grad():
+                    teacher_logits = self.teacher(**feed).logits
             loss, parts = distillation_loss(outputs.logits, teacher_logits, labels, alpha=self.distill.alpha,
                                             temperature=self.distill.temperature, loss=self.distill.loss,
                                             beta=self.distill.jsd_beta)
@@ -113,7 +117,7 @@ def _trainer_class():
 
 def measure(student: Any, teacher: Any, rows: Sequence[dict[str, list[int]]], *, pad_id: int = 0, batch_size: int = 4) -> dict[str, float]:
     """Student perplexity, top-1 next-token agreement with the teacher (fraction) and KL(teacher || student) at T=1
-    (nats per token), over the positions of ``rows`` whose label is not -100.
+    (nats per token), over the positions of ``rows`` whose label is not -100 (perplexity alone when ``teacher`` is None).
 
     Example:
         >>> from hfcompress.testing import tiny_model
@@ -136,17 +140,20 @@ def measure(student: Any, teacher: Any, rows: Sequence[dict[str, list[int]]], *,
             batch = {k: v.to(device) for k, v in collate(rows[start:start + batch_size]).items()}
             feed = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
             s = student(**feed).logits[:, :-1].float()
-            t = teacher(**feed).logits[:, :-1].float()
             target = batch["labels"][:, 1:]
             mask = target.ne(-100)
-            s, t, target = s[mask], t[mask], target[mask]
+            s, target = s[mask], target[mask]
             nll += float(F.cross_entropy(s, target, reduction="sum"))
-            kl += float(divergence(s, t, loss="forward_kl").sum())
-            agree += float((s.argmax(-1) == t.argmax(-1)).sum())
             count += int(mask.sum())
+            if teacher is not None:
+                t = teacher(**feed).logits[:, :-1].float()[mask]
+                kl += float(divergence(s, t, loss="forward_kl").sum())
+                agree += float((s.argmax(-1) == t.argmax(-1)).sum())
     if was_training:
         student.train()
     count = max(count, 1)
+    if teacher is None:
+        return {"perplexity": round(math.exp(nll / count), 4)}
     return {"perplexity": round(math.exp(nll / count), 4), "agreement": round(agree / count, 4), "kl": round(kl / count, 5)}
 
 

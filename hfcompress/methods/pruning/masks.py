@@ -97,6 +97,16 @@ class SparsityMask(AfterStepHook):
                       if id(m) in present and getattr(m, "weight", None) is not None and m.weight.shape == mask.shape]
         return self.masks
 
+    @staticmethod
+    def _stored_weight(module: Any) -> Any:
+        # Under a weight parametrization (quantization-aware training's fake quantization) ``module.weight`` is
+        # computed on every access; the trained, stored tensor is the parametrization's original.
+        from torch.nn.utils import parametrize
+
+        if parametrize.is_parametrized(module, "weight"):
+            return module.parametrizations.weight.original
+        return module.weight
+
     def restore(self, model: Any) -> dict[str, Any] | None:
         """Zero again every weight the pruning step removed and a later step refilled; None when no mask is left.
 
@@ -110,9 +120,10 @@ class SparsityMask(AfterStepHook):
         refilled = 0
         with torch.no_grad():
             for module, mask in live:
-                mask = mask.to(module.weight.device)
-                refilled += int((module.weight[mask] != 0).sum())
-                module.weight.masked_fill_(mask, 0)
+                weight = self._stored_weight(module)
+                mask = mask.to(weight.device)
+                refilled += int((weight[mask] != 0).sum())
+                weight.masked_fill_(mask, 0)
         return {"layers": len(live), "refilled_weights_zeroed": refilled}
 
     def hold_during_training(self, model: Any) -> Callable[[], None]:
@@ -123,8 +134,9 @@ class SparsityMask(AfterStepHook):
         """
         handles = []
         for module, mask in self._live(model):
-            mask_on_device = mask.to(module.weight.device)
-            handles.append(module.weight.register_hook(lambda grad, m=mask_on_device: grad.masked_fill(m, 0)))
+            weight = self._stored_weight(module)
+            mask_on_device = mask.to(weight.device)
+            handles.append(weight.register_hook(lambda grad, m=mask_on_device: grad.masked_fill(m, 0)))
 
         def release() -> None:
             for handle in handles:
