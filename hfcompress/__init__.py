@@ -18,6 +18,7 @@ from .methods.distill import DistillConfig
 from .methods.gguf import GGUFConfig
 from .methods.lowrank import LowRankConfig
 from .methods.pruning import PruneConfig
+from .methods.qat import QATConfig
 from .methods.quantization import AWQConfig, GPTQConfig, RTNConfig
 from .methods.structured import StructuredPruneConfig
 from .recipe import load_recipe, recipe_from_yaml, recipe_to_yaml
@@ -29,6 +30,7 @@ __all__ = [
     "RTNConfig",
     "GPTQConfig",
     "AWQConfig",
+    "QATConfig",
     "PruneConfig",
     "StructuredPruneConfig",
     "DistillConfig",

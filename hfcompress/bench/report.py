@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..atomic import write_text_atomic
-from ..methods.registry import recipe_label
+from ..methods.registry import presentation_for, recipe_label
 
 # (column title, metric, field, format); field "value" or "ratio".
 COLUMNS: tuple[tuple[str, str, str, str], ...] = (
@@ -153,7 +153,7 @@ def comparison_markdown(rows: Sequence[dict[str, Any]], *, extra: Sequence[str] 
 def _trained_tokens(recipe: Sequence[dict[str, Any]]) -> int:
     # Tokens a training step goes through: steps x batch x sequence length (an upper bound: rows may be shorter).
     return sum(int(step.get("steps") or 0) * int(step.get("batch_size") or 0) * int(step.get("seq_len") or 0)
-               for step in recipe if step.get("kind") == "distill")
+               for step in recipe if presentation_for(step.get("kind")).trains)
 
 
 def tradeoff_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -6,10 +6,11 @@ call in its ``__init__``; backends import lazily, so listing methods never needs
 Example:
     >>> from hfcompress.methods.registry import families
     >>> families()
-    ('quantization', 'pruning', 'structured', 'low-rank', 'distillation', 'gguf', 'architecture')
+    ('quantization', 'qat', 'pruning', 'structured', 'low-rank', 'distillation', 'gguf', 'architecture')
 """
 
 from . import quantization  # noqa: F401
+from . import qat  # noqa: F401
 from . import pruning  # noqa: F401
 from . import structured  # noqa: F401
 from . import lowrank  # noqa: F401

@@ -284,6 +284,8 @@ class MethodPresentation:
     quantizes: ClassVar[bool] = False
     #: Whether the step zeroes weights on purpose (the variant's sparsity is then the method's, not rounding's).
     sparsifies: ClassVar[bool] = False
+    #: Whether the step trains (its steps x batch x sequence length count as trained tokens in the trade-off table).
+    trains: ClassVar[bool] = False
     #: Hub ``base_model_relation`` a step of this kind gives a variant (quantized beats finetune when mixed).
     relation: ClassVar[str] = "finetune"
     #: What the card's "Limitations" says once for a recipe holding this kind.

@@ -17,6 +17,7 @@ class DistillPresentation(MethodPresentation):
     """Training a student on a teacher's soft targets."""
 
     family = "distillation"
+    trains = True
     limit_text = "Distillation trained on a small amount of text; behaviour outside that text may drift from the teacher."
 
     def label(self, step: dict[str, Any]) -> str:
