@@ -26,7 +26,8 @@ class GQAConfig(CompressionConfig):
     The KV cache shrinks by ``old / new`` KV heads; the weights shrink only by the removed k/v projection rows.
     ``method="pca"`` (default) merges each group onto its principal components on calibration data (keys per
     rotary frequency) and refits the query and output projections to match; ``"mean"`` averages the heads and
-    needs no data. Measured on SmolLM2-135M (3 -> 1 KV heads, benchmarks/results/gqa.json): see the README.
+    needs no data. Measured on SmolLM2-135M, 3 -> 1 KV heads (benchmarks/results/gqa.json): perplexity x1010 of the
+    base with the mean merge, x7.1 with the PCA merge (32 calibration samples); a merged model needs distillation.
 
     Example:
         >>> from hfcompress import GQAConfig
