@@ -173,3 +173,20 @@ def test_group_size_that_does_not_divide_fails_before_work(base_dir):
 def test_a_different_grid_after_ptq_fails_in_one_line(base_dir):
     with pytest.raises(HFCompressError, match="give both the same grid"):
         _run(base_dir, [hfc.RTNConfig(bits=4, group_size=32), _qat(bits=2)])
+
+
+def test_the_command_line_runs_a_qat_recipe_and_names_ternary(base_dir, tmp_path):
+    from hfcompress.cli import main
+    from hfcompress.methods.registry import cli_method
+
+    assert cli_method("qat-ternary") == ("qat", {"bits": "ternary"})
+    recipe = tmp_path / "qat.yaml"
+    recipe.write_text(hfc.recipe_to_yaml([_qat(bits=3, steps=2)]))
+    calibration = tmp_path / "text.txt"
+    calibration.write_text("\n\n".join(TEXTS))
+    out = tmp_path / "qat3"
+    assert main(["compress", str(base_dir), "--recipe", str(recipe), "-o", str(out), "--calibration", str(calibration),
+                 "--num-samples", "8", "--seq-len", "32"]) == 0
+    weights = json.loads((out / "config.json").read_text())["quantization_config"]["config_groups"]["group_0"]["weights"]
+    assert (weights["num_bits"], weights["group_size"]) == (3, 32)
+    assert "QAT 3-bit g32" in (out / "README.md").read_text() or "Quantization-aware training" in (out / "README.md").read_text()
