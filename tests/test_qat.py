@@ -190,3 +190,8 @@ def test_the_command_line_runs_a_qat_recipe_and_names_ternary(base_dir, tmp_path
     weights = json.loads((out / "config.json").read_text())["quantization_config"]["config_groups"]["group_0"]["weights"]
     assert (weights["num_bits"], weights["group_size"]) == (3, 32)
     assert "QAT 3-bit g32" in (out / "README.md").read_text() or "Quantization-aware training" in (out / "README.md").read_text()
+
+
+def test_training_texts_given_in_python_are_not_copied_into_the_recipe():
+    recorded = _qat(data=["a private sentence the user typed"]).to_dict()["data"]
+    assert "private" not in recorded and recorded.startswith("<1 items given in Python, sha256:")

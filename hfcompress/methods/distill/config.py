@@ -139,13 +139,14 @@ class DistillConfig(CompressionConfig):
         out = super().to_dict()
         for name in ("data", "prompts"):
             if isinstance(out[name], list):
-                out[name] = _list_placeholder(out[name])
+                out[name] = list_placeholder(out[name])
         return out
 
 
 _PLACEHOLDER = re.compile(r"<\d+ items given in Python, sha256:[0-9a-f]+>")
 
 
-def _list_placeholder(items: list[Any]) -> str:
+def list_placeholder(items: list[Any]) -> str:
+    """What a recipe records for texts given in Python: their count and a hash (the texts are the user's data)."""
     digest = hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return f"<{len(items)} items given in Python, sha256:{digest}>"

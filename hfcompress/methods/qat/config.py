@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Union
 
 from ...config import CompressionConfig, check_group_size, check_positive_ints, option, register_config
 from ...errors import HFCompressError
+from ..distill.config import list_placeholder
 from ..layers import resolve_group_size
 
 BITS = (8, 4, 3, 2, "ternary")
@@ -91,6 +92,13 @@ class QATConfig(CompressionConfig):
             raise HFCompressError("teacher=None trains on next-token cross-entropy only; set alpha=1.0 too (or name a teacher)")
         if not isinstance(self.warmup, (int, float)) or self.warmup < 0 or (isinstance(self.warmup, float) and 1 <= self.warmup and not self.warmup.is_integer()):
             raise HFCompressError(f"warmup={self.warmup!r} must be a fraction below 1 or a whole number of steps")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the base class, but texts given in Python are recorded by count and hash (as distillation's are)."""
+        out = super().to_dict()
+        if isinstance(out["data"], list):
+            out["data"] = list_placeholder(out["data"])
+        return out
 
     @property
     def stored_bits(self) -> int:
