@@ -37,7 +37,7 @@ from .config import CompressionConfig, check_recipe_order
 from .data import CalibrationData, load_calibration
 from .environment import environment_info, show_progress
 from .errors import HFCompressError
-from .loading import HUB_ID, ModelSource, load_model
+from .loading import HUB_ID, ModelSource, find_adapter, load_model
 from .loading import resolve_source
 from .methods.registry import AfterStepHook, CompressionAdapter, PlainSave, StepContext, StepResult, resolve_adapters
 from .publish import push_folder, write_model_card
@@ -130,12 +130,20 @@ class CompressedModel:
             num_samples, seq_len: calibration samples and their length in tokens.
             seed: seeds calibration sampling and every backend that takes a seed.
             base_model: the Hub id of the base when ``model`` is a local folder whose origin hfcompress cannot infer
-                (it is recorded in hfcompress.json and is the card's ``base_model``).
+                (it is recorded in hfcompress.json and is the card's ``base_model``). When ``model`` is a PEFT adapter
+                (adapter_config.json), the base to load under it instead of the one its config names: a Hub id or a
+                local folder.
         """
         steps = as_recipe(recipe)
-        if base_model is not None and (not isinstance(base_model, str) or not HUB_ID.match(base_model)):
+        base_is_folder = isinstance(base_model, (str, os.PathLike)) and Path(os.fspath(base_model)).expanduser().is_dir()
+        if base_model is not None and not (base_is_folder or (isinstance(base_model, str) and HUB_ID.match(base_model))):
             raise HFCompressError(f"base_model={base_model!r} is not a Hub model id; pass one such as 'HuggingFaceTB/SmolLM2-135M'")
+        if base_is_folder and model is not None and (Path(os.fspath(model)).expanduser().is_dir() and find_adapter(model) is None):
+            raise HFCompressError(f"base_model={os.fspath(base_model)!r} is a folder, which only an adapter's base can be; "
+                                  "for a model folder pass the Hub id it came from, such as 'HuggingFaceTB/SmolLM2-135M'")
         if not steps and model is not None and (Path(os.fspath(model)).expanduser() / MANIFEST_NAME).is_file():
+            if base_is_folder:
+                raise HFCompressError(f"base_model={os.fspath(base_model)!r} must be the Hub id of the variant's base, not a folder")
             return cls._load_variant(Path(os.fspath(model)).expanduser(), dtype=dtype, device_map=device_map, base_model=base_model)
         if not steps and recipe is not None:
             raise HFCompressError("the recipe holds no steps, so there is nothing to compress: add a step such as "
@@ -152,7 +160,8 @@ class CompressedModel:
         # Resolve every adapter first, so a missing backend fails before minutes of loading and work.
         adapters = resolve_adapters(steps, backend)
         _check_fits_in_memory(model, steps, dtype=dtype, device_map=device_map)
-        loaded = load_model(model, revision=revision, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
+        loaded = load_model(model, revision=revision, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code,
+                            adapter_base=base_model)
         quantized = (getattr(loaded.model.config, "quantization_config", None) or {})
         quantized = quantized.get("quant_method") if isinstance(quantized, dict) else getattr(quantized, "quant_method", None)
         if quantized and steps and not steps[0].follows_quantization:
@@ -163,8 +172,11 @@ class CompressedModel:
             )
         for step in steps:
             step.validate_for_model(loaded.model)
-        if base_model is not None:
+        if base_model is not None and not base_is_folder:
             loaded.source.hub_id = base_model
+        elif base_is_folder and loaded.source.adapter is None:
+            raise HFCompressError(f"base_model={os.fspath(base_model)!r} is a folder, which only an adapter's base can be; "
+                                  "pass the Hub id the model came from, such as 'HuggingFaceTB/SmolLM2-135M'")
 
         calib: CalibrationData | None = None
         if any(step.needs_calibration for step in steps):
@@ -301,7 +313,8 @@ class CompressedModel:
         temp folder and renamed into place; a non-empty existing folder is refused unless ``overwrite=True``.
         """
         # The model read in (a folder, a GGUF file) is never written over, even with overwrite=True.
-        inputs = [(self.source.path, "the input model"), (self.source.gguf_file, "the input GGUF file")]
+        inputs = [(self.source.path, "the input model"), (self.source.gguf_file, "the input GGUF file"),
+                  (self.source.adapter.path if self.source.adapter else None, "the input adapter")]
         target = Path(save_directory).expanduser()  # atomic_directory checks it (check_output_dir) before writing
         manifest = self.manifest()
         with write_errors(target), atomic_directory(target, overwrite=overwrite, inputs=inputs) as tmp:

