@@ -175,8 +175,11 @@ class FakeQuantized:
 
     Example:
         >>> from hfcompress.testing import tiny_model
+        >>> import tempfile
+        >>> from hfcompress.logs import backend_logs
         >>> model, tok = tiny_model("llama")
-        >>> grid = FakeQuantized.prepare(model, tok, QATConfig(bits="ternary", group_size=32), 32)
+        >>> with backend_logs(tempfile.mktemp()):   # llm-compressor's log lines go to a file, as in the CLI
+        ...     grid = FakeQuantized.prepare(model, tok, QATConfig(bits="ternary", group_size=32), 32)
         >>> codes = grid.finish()
         >>> sorted({c for pair in codes.values() for c in pair})
         [-1, 1]
