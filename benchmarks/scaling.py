@@ -9,7 +9,7 @@ processes, one after the other, each doing the whole job from the saved folder:
 - direct: transformers ``from_pretrained`` + ``oneshot`` with the very modifiers our adapter builds for that
   config, on the same calibration samples, then llm-compressor's own ``save_pretrained(save_compressed=True)``.
 
-Each process reports its wall time from before loading to after saving, and its peak RSS (``ru_maxrss``, which
+Each process reports its wall time from before loading to after saving, and its peak RSS (``VmHWM``, which
 includes the imports: the figure a user's machine must hold); the import-only RSS is reported too. Ratios are
 hfcompress / direct; the growth is the slope of log(value) against log(parameters) between the sizes.
 
@@ -84,7 +84,7 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
     if job["side"] == "direct":
         from llmcompressor import oneshot
         from transformers import AutoModelForCausalLM, AutoTokenizer
-    import_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    import_rss = _peak_rss()
     texts = _texts()
     config = CompressionConfig.from_dict({"kind": next(iter(job["recipe"])), **next(iter(job["recipe"].values()))})
     out = Path(job["out"])
@@ -111,9 +111,18 @@ def child(job: dict[str, Any]) -> dict[str, Any]:
             type(model).save_pretrained(model, out, safe_serialization=True)
         tokenizer.save_pretrained(out)
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak_rss()
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return {"seconds": seconds, "peak_rss": peak, "import_rss": import_rss, "output_bytes": size}
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes: VmHWM, which starts afresh at exec (``ru_maxrss`` would carry
+    over the parent's peak from before the fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _run_child(job: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +179,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16, help="calibration samples (default 16)")
     parser.add_argument("--seq-len", type=int, default=256, help="tokens per calibration sample (default 256)")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each side, alternating; the fastest is kept (default 2)")
+    parser.add_argument("--append", action="store_true", help="keep the rows of scaling.json this run does not redo")
     parser.add_argument("--models", default=None, help="folder for the random models (default: a temp folder)")
     parser.add_argument("--note", default="other engineers' tests ran on the same 2 cores", help="recorded in the results")
     args = parser.parse_args()
@@ -212,8 +222,12 @@ def main() -> None:
 def _write(rows: list[dict[str, Any]], args: argparse.Namespace, final: bool = False) -> None:
     from hfcompress.environment import environment_info, hardware_summary
 
+    if args.append and (RESULTS / "scaling.json").is_file():
+        done = {(r["size"], r["method"]) for r in rows}
+        earlier = [r for r in json.loads((RESULTS / "scaling.json").read_text())["rows"] if (r["size"], r["method"]) not in done]
+        rows = sorted(earlier + rows, key=lambda r: (r["parameters"], list(METHODS).index(r["method"])))
     growth = []
-    for method in args.methods:
+    for method in METHODS:
         for side in ("hfcompress", "direct"):
             ok = [r for r in rows if r["method"] == method and "error" not in r[side]]
             growth.append({
@@ -224,7 +238,8 @@ def _write(rows: list[dict[str, Any]], args: argparse.Namespace, final: bool = F
             })
     data = {"created": time.strftime("%Y-%m-%d %H:%M"), "hardware": hardware_summary(), "environment": environment_info(),
             "samples": args.samples, "seq_len": args.seq_len, "note": args.note, "rows": rows, "growth": growth,
-            "command": "python benchmarks/scaling.py " + " ".join(sys.argv[1:])}
+            "command": "python benchmarks/scaling.py " + " ".join(sys.argv[1:]),
+            "repeats": args.repeats}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scaling.json").write_text(json.dumps(data, indent=2) + "\n")
     (RESULTS / "scaling.md").write_text(markdown(data))

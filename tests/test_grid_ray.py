@@ -26,8 +26,7 @@ GRID = {
 def _deterministic(result: dict) -> dict:
     m = result["metrics"]
     return {"recipe": result["variant"]["recipe"], "format": result["variant"]["format"],
-            "sparsity": m.get("sparsity", {}).get("value"), "size": m["size_on_disk"]["value"],
-            "bits": m["bits_per_weight"]["value"],
+            "sparsity": m.get("sparsity", {}).get("value"), "bits": m["bits_per_weight"]["value"],
             "perplexity": round(m["perplexity"]["value"], 3), "base": round(m["perplexity"]["base"], 3),
             "kl": round(m["kl_divergence"]["value"], 6)}
 
@@ -44,9 +43,10 @@ def test_ray_grid_equals_the_serial_run_and_reports_a_failed_variant(tiny_llama_
         assert list(on_ray.failed) == ["rtn-bad-group"] and "48" in on_ray.failed["rtn-bad-group"]
         assert on_ray.failed["rtn-bad-group"] == serial.failed["rtn-bad-group"]
         assert [_deterministic(r) for r in on_ray.results] == [_deterministic(r) for r in serial.results]
-        # The same folders: weights, card, results, and one comparison with the failure in it.
+        # The same folders (the very same weights), card, results, and one comparison with the failure in it.
         for name in ("magnitude-50", "rtn-int8"):
             assert sorted(p.name for p in (out / name).iterdir()) == sorted(p.name for p in (tmp_path / "serial" / name).iterdir())
+            assert (out / name / "model.safetensors").read_bytes() == (tmp_path / "serial" / name / "model.safetensors").read_bytes()
         assert "rtn-bad-group: failed" in (out / "comparison.md").read_text()
         assert (out / "tradeoffs.md").is_file() and (out / "comparison.csv").is_file()
         assert len(json.loads((out / ".base-cache.json").read_text())) == 1  # the base was measured once
