@@ -74,10 +74,15 @@ def demo_grid() -> dict[str, Any]:
     }
 
 
-def run_demo(output_dir: str | os.PathLike = "runs/demo", *, only: list[str] | None = None, progress: bool = True) -> Any:
+def run_demo(output_dir: str | os.PathLike = "runs/demo", *, only: list[str] | None = None, progress: bool = True,
+             model: str | os.PathLike | None = None, evaluate_kwargs: dict[str, Any] | None = None) -> Any:
     """Run the demo grid on the embedded model and write variants, results, cards, table and plots.
+
+    ``evaluate_kwargs`` (``EvalSettings`` fields) override the demo's settings; ``model`` replaces the embedded model
+    (the tests run the demo on a tiny model folder).
 
     Example:
         >>> out = run_demo("runs/demo")                     # doctest: +SKIP
     """
-    return run_grid(demo_grid(), None, output_dir, evaluate_kwargs=dict(DEMO_EVALUATE), only=only, progress=progress)
+    return run_grid(demo_grid(), model, output_dir, evaluate_kwargs={**DEMO_EVALUATE, **(evaluate_kwargs or {})}, only=only,
+                    progress=progress)

@@ -43,3 +43,36 @@ def test_grid_then_bench_then_push_grid(tiny_llama_dir, tmp_path):
             assert {"README.md", "results.json", "hfcompress.json", "config.json"} <= set(files)
         assert hub.collections  # grouped in a collection
         assert hub.token.encode() not in b"\n".join(hub.received)
+
+
+def test_demo_on_a_tiny_model_writes_variants_results_and_the_comparison(tiny_llama_dir, tmp_path, capsys):
+    from hfcompress.cli import main
+    from hfcompress.demo import DEMO_EVALUATE
+
+    runs = tmp_path / "demo"
+    # --model (hidden, for tests) replaces the embedded SmolLM2; the evaluation flags shrink the demo's settings.
+    assert main(["demo", "--model", str(tiny_llama_dir), "-o", str(runs), "--only", "rtn-int8,magnitude-50", *FAST]) == 0
+    stdout = capsys.readouterr().out
+    assert {p.name for p in runs.iterdir() if p.is_dir() and not p.name.startswith(".")} == {"rtn-int8", "magnitude-50"}
+    for name, kind in (("rtn-int8", "rtn"), ("magnitude-50", "prune")):
+        folder = runs / name
+        assert {"model.safetensors", "config.json", "tokenizer.json", "hfcompress.json", "results.json", "README.md"} <= {
+            p.name for p in folder.iterdir()}
+        assert json.loads((folder / "hfcompress.json").read_text())["recipe"][0]["kind"] == kind
+        results = json.loads((folder / "results.json").read_text())
+        assert results["metrics"]["perplexity"]["base"] > 0 and results["metrics"]["task/cloze/acc"]["samples"] == 5
+        # The flags given override the demo's settings; the others stay the demo's.
+        assert results["settings"]["max_tokens"] == 128 and results["settings"]["speed_runs"] == DEMO_EVALUATE["speed_runs"]
+        assert results["settings"]["batch_size"] == DEMO_EVALUATE["batch_size"]
+    pruned = json.loads((runs / "magnitude-50" / "results.json").read_text())["metrics"]
+    assert abs(pruned["sparsity"]["value"] - 0.5) < 0.01
+    quantized = json.loads((runs / "rtn-int8" / "results.json").read_text())["metrics"]
+    assert quantized["size_on_disk"]["value"] < 0.7 * quantized["size_on_disk"]["base"]
+
+    table = [line for line in (runs / "comparison.md").read_text().splitlines() if line.startswith("| ")]
+    assert table[1].startswith("| base: ") and [line.split(" | ")[0][2:] for line in table[2:]] == ["rtn-int8", "magnitude-50"]
+    assert len((runs / "comparison.csv").read_text().splitlines()) == 4  # header, base, two variants
+    assert (runs / "tradeoffs.md").is_file() and (runs / "size_vs_perplexity.png").stat().st_size > 5_000
+    # The demo prints the comparison and the trade-off table.
+    assert "| rtn-int8 | RTN 8-bit |" in stdout and "| magnitude-50 |" in stdout and "| technique |" in stdout
+    assert "2 computed, 0 kept from before, 0 skipped, 0 failed" in stdout

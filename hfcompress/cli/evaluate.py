@@ -100,11 +100,14 @@ def add_demo_parser(sub: Any) -> None:
     p = sub.add_parser("demo", help="offline demo: compress the embedded SmolLM2 with every available method and compare")
     p.add_argument("-o", "--output", default="runs/demo", help="runs folder (default runs/demo); rerun to resume")
     p.add_argument("--only", default=None, help="comma-separated variant names to run (default: all)")
+    # Test-only: the demo on another base model (a tiny folder), so its command can be tested in seconds.
+    p.add_argument("--model", default=None, help=argparse.SUPPRESS)
+    add_eval_args(p)
 
 
 @command("demo")
 def _cmd_demo(args: argparse.Namespace) -> int:
     only = names_list(args.only)
-    out = run_demo(args.output, only=only)
+    out = run_demo(args.output, only=only, model=args.model, evaluate_kwargs=eval_options(args))
     _print_grid(out)
     return 1 if out.failed else 0
