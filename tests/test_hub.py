@@ -326,3 +326,28 @@ def test_push_to_hub_with_base_model_records_it_in_the_manifest_and_card(hub, ti
     assert json.loads((variant / "hfcompress.json").read_text())["base_model"]["hub_id"] == "SomeOrg/tiny-llama"
     assert ModelCard.load(variant / "README.md").data.base_model == "SomeOrg/tiny-llama"
     assert hub.repos["tester/cli-base"].files()["README.md"] == (variant / "README.md").read_bytes()
+
+
+def test_a_low_rank_variant_loads_back_from_the_hub_with_its_modeling_file(hub, tiny_llama_dir):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from hfcompress.methods.lowrank import modeling_lowrank
+
+    cm = hfc.CompressedModel.from_pretrained(
+        str(tiny_llama_dir), recipe=hfc.LowRankConfig(activation_aware=False, rank=8, targets=["mlp.up_proj", "mlp.down_proj"]))
+    cm.push_to_hub("tester/tiny-lowrank")
+    files = hub.repos["tester/tiny-lowrank"].files()
+    assert files["modeling_lowrank.py"] == Path(modeling_lowrank.__file__).read_bytes()
+    assert json.loads(files["hfcompress.json"])["load"]["trust_remote_code"] is True
+
+    before = len(hub.requests)
+    # Plain transformers, from the Hub (a fresh cache): the modeling file comes from the repo, not from hfcompress.
+    reloaded = AutoModelForCausalLM.from_pretrained("tester/tiny-lowrank", trust_remote_code=True, dtype=torch.float32).eval()
+    assert any(method == "GET" and path.endswith("/modeling_lowrank.py") for method, path in hub.requests[before:])
+    assert type(reloaded).__module__.endswith("modeling_lowrank") and type(reloaded).__name__ == "LowRankLlamaForCausalLM"
+    up = reloaded.model.layers[0].mlp.up_proj
+    assert not isinstance(up, torch.nn.Linear) and sum(p.numel() for p in up.parameters()) < 64 * 128  # two factors
+    ids = torch.tensor([[1, 17, 42, 99, 7, 200, 3, 64]])
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(ids).logits, cm.model(ids).logits, rtol=0, atol=1e-5)
