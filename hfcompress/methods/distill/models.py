@@ -66,6 +66,8 @@ def load_source(source: Any) -> Any:
 
     if isinstance(source, str) or source is None:
         return load_model(source)
+    if source.adapter is not None:
+        return load_model(source)  # the same base with the same PEFT adapter merged: the model this run started from
     if source.kind == "embedded":
         return load_model(None)
     if source.kind == "gguf":
