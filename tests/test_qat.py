@@ -61,7 +61,7 @@ def test_fake_quant_forward_equals_the_saved_model(tmp_path):
     from transformers import AutoModelForCausalLM
 
     model, tokenizer = tiny_model("qwen3", seed=3)
-    config = _qat(bits=3)
+    config = _qat(bits=3, observer="minmax")
     grid = FakeQuantized.prepare(model, tokenizer, config, config.resolved_group_size(model))
     torch.manual_seed(0)
     for module in grid.layers.values():
@@ -94,7 +94,7 @@ def test_gradients_pass_the_rounding_and_reach_the_scales():
 def test_training_lowers_the_loss_and_the_saved_model_reloads_with_its_outputs(base_dir, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    cm = _run(base_dir, _qat(bits=2, steps=16, eval_every=8, save_every=8))
+    cm = _run(base_dir, _qat(bits=2, steps=16, eval_every=8, save_every=8, observer="minmax"))
     info = cm.steps[-1].info
     losses = [row["loss"] for row in info["losses"]]
     assert losses[-1] < losses[0]
@@ -195,3 +195,10 @@ def test_the_command_line_runs_a_qat_recipe_and_names_ternary(base_dir, tmp_path
 def test_training_texts_given_in_python_are_not_copied_into_the_recipe():
     recorded = _qat(data=["a private sentence the user typed"]).to_dict()["data"]
     assert "private" not in recorded and recorded.startswith("<1 items given in Python, sha256:")
+
+
+def test_the_starting_grid_is_chosen_with_calibration_activations(base_dir):
+    weighted = _run(base_dir, _qat(bits=2, steps=4, learning_rate=1e-12))
+    plain = _run(base_dir, _qat(bits=2, steps=4, learning_rate=1e-12, observer="minmax"))
+    assert weighted.steps[-1].info["started_from"] == "round-to-nearest scales (imatrix_mse observer)"
+    assert weighted.steps[-1].info["eval_before"]["kl"] < plain.steps[-1].info["eval_before"]["kl"]

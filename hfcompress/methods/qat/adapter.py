@@ -33,7 +33,7 @@ from ..distill.config import DistillConfig
 from ..distill.data import model_fingerprint
 from ..distill.models import check_same_tokenizer
 from ..distill.trainer import train_student
-from ..quantization.llmcompressor import weight_scheme
+from ..quantization.llmcompressor import observer_args, weight_scheme
 from ..registry import StepContext, StepResult
 from .config import QATConfig
 from .fakequant import GroupFakeQuant, attach, detach, ternary_scales
@@ -67,7 +67,7 @@ class TorchQAT(LLMCompressorAdapter):
             teacher = loaded.model
         train_rows, eval_rows, data_info = training_rows(training, tokenizer, teacher, teacher_id or "", plain, context.calibration)
 
-        grid = FakeQuantized.prepare(model, tokenizer, config, group_size)
+        grid = FakeQuantized.prepare(model, tokenizer, config, group_size, calibration=context.calibration)
         # llm-compressor wrapped save_pretrained to compress; Trainer's checkpoints must stay plain.
         compressed_save = model.__dict__.pop("save_pretrained", None)
         run_dir = _run_dir(config, model, teacher_id)
@@ -128,7 +128,7 @@ def _quantized_linears(model: Any) -> dict[str, Any]:
             if isinstance(m, torch.nn.Linear) and getattr(getattr(m, "quantization_scheme", None), "weights", None) is not None}
 
 
-def _attach_grid(model: Any, tokenizer: Any, config: QATConfig, group_size: int | None) -> str:
+def _attach_grid(model: Any, tokenizer: Any, config: QATConfig, group_size: int | None, calibration: Any = None) -> str:
     """Give every target Linear its compressed-tensors scheme; returns where the grid came from."""
     existing = _quantized_linears(model)
     if existing:
@@ -145,11 +145,17 @@ def _attach_grid(model: Any, tokenizer: Any, config: QATConfig, group_size: int 
         return "the previous quantization step's weights and scales"
     from llmcompressor.modifiers.quantization import QuantizationModifier
 
-    scheme = weight_scheme(config.stored_bits, group_size, config.is_symmetric)
-    run_oneshot(model, tokenizer, [QuantizationModifier(config_groups=scheme, ignore=list(config.ignore))], None)
     if config.bits == "ternary":
+        scheme = weight_scheme(config.stored_bits, group_size, True)  # its scales are replaced by absmean ones
+        run_oneshot(model, tokenizer, [QuantizationModifier(config_groups=scheme, ignore=list(config.ignore))], None)
         return "absmean scales per group (BitNet b1.58)"
-    return "round-to-nearest min-max scales"
+    data_driven = config.observer == "imatrix_mse"
+    if data_driven and calibration is None:
+        raise HFCompressError("QATConfig(observer='imatrix_mse') needs calibration text; pass calibration= or observer='minmax'")
+    scheme = weight_scheme(config.stored_bits, group_size, config.is_symmetric, **observer_args(config))
+    run_oneshot(model, tokenizer, [QuantizationModifier(config_groups=scheme, ignore=list(config.ignore))],
+                calibration if data_driven else None)
+    return f"round-to-nearest scales ({config.observer} observer)"
 
 
 def _fake_quant(module: Any, config: QATConfig, group_size: int | None) -> GroupFakeQuant:
@@ -189,9 +195,13 @@ class FakeQuantized:
         self.layers, self.forwards, self.started_from = layers, forwards, started_from
 
     @classmethod
-    def prepare(cls, model: Any, tokenizer: Any, config: QATConfig, group_size: int | None) -> "FakeQuantized":
-        """Give every target Linear its compressed-tensors scheme, then our straight-through fake quantization."""
-        started_from = _attach_grid(model, tokenizer, config, group_size)
+    def prepare(cls, model: Any, tokenizer: Any, config: QATConfig, group_size: int | None, *,
+                calibration: Any = None) -> "FakeQuantized":
+        """Give every target Linear its compressed-tensors scheme, then our straight-through fake quantization.
+
+        ``calibration`` (``hfcompress.data.CalibrationData``) feeds the ``imatrix_mse`` observer's starting scales.
+        """
+        started_from = _attach_grid(model, tokenizer, config, group_size, calibration)
         layers = _quantized_linears(model)
         forwards = {}
         for name, module in layers.items():

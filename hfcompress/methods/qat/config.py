@@ -18,6 +18,7 @@ from ...config import CompressionConfig, check_group_size, check_positive_ints, 
 from ...errors import HFCompressError
 from ..distill.config import list_placeholder
 from ..layers import resolve_group_size
+from ..quantization.config import check_observer
 
 BITS = (8, 4, 3, 2, "ternary")
 
@@ -50,6 +51,11 @@ class QATConfig(CompressionConfig):
         default="auto",
     )
     symmetric: bool = option("Symmetric quantization (no zero point); ternary is always symmetric.", default=False)
+    observer: str = option(
+        "How the starting scales are chosen (as RTNConfig's): 'imatrix_mse' (clipping search weighted by calibration "
+        "activations), 'mse' or 'minmax'; ternary always starts from absmean scales.",
+        default="imatrix_mse",
+    )
     learn_scales: bool = option("Train each group's scale with the weights (LSQ); False keeps the starting scales.", default=True)
     teacher: Union[str, None] = option(
         "'base' = the unquantized model this run started from; a model id or folder; None = no teacher "
@@ -79,6 +85,7 @@ class QATConfig(CompressionConfig):
                 f"QATConfig.bits={self.bits!r} is not supported; use 8, 4, 3, 2 or 'ternary' (BitNet-style {{-1, 0, 1}} x scale)"
             )
         check_group_size(self.group_size)
+        check_observer(self.observer)
         check_positive_ints(self, "steps", "batch_size", "seq_len", "eval_tokens", "save_every")
         if not isinstance(self.eval_every, int) or self.eval_every < 0:
             raise HFCompressError(f"eval_every={self.eval_every!r} must be 0 (off) or a positive integer")
@@ -119,7 +126,7 @@ class QATConfig(CompressionConfig):
 
     @property
     def needs_calibration(self) -> bool:
-        return self.data is None
+        return self.data is None or (self.observer == "imatrix_mse" and self.bits != "ternary")
 
     def resolved_group_size(self, model: Any) -> int | None:
         """The group size this config quantizes ``model`` with (``'auto'`` resolved; None = per channel)."""

@@ -22,7 +22,7 @@ from ..layers import resolve_group_size
 OBSERVERS = {"minmax": None, "mse": "memoryless_mse", "imatrix_mse": "imatrix_mse"}
 
 
-def _check_observer(observer: str) -> None:
+def check_observer(observer: str) -> None:
     if observer not in OBSERVERS:
         raise HFCompressError(f"observer={observer!r} is not valid; use one of {', '.join(OBSERVERS)}")
 
@@ -70,7 +70,7 @@ class RTNConfig(QuantizationConfig):
     def validate(self) -> None:
         check_bits(self.bits, (4, 8), "RTN")
         check_group_size(self.group_size)
-        _check_observer(self.observer)
+        check_observer(self.observer)
 
     @property
     def needs_calibration(self) -> bool:
@@ -122,7 +122,7 @@ class GPTQConfig(QuantizationConfig):
     def validate(self) -> None:
         check_bits(self.bits, (4, 8), "GPTQ")
         check_group_size(self.group_size)
-        _check_observer(self.observer)
+        check_observer(self.observer)
         if self.actorder not in (None, "static", "weight"):
             raise HFCompressError(f"actorder={self.actorder!r} is not valid; use None, 'static' or 'weight'")
         check_fraction("dampening_frac", self.dampening_frac)

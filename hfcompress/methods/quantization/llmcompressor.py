@@ -39,7 +39,8 @@ def weight_scheme(bits: int, group_size: int | None, symmetric: bool, **extra: A
     return {"group_0": {"targets": ["Linear"], "weights": weights}}
 
 
-def _observer(config: CompressionConfig) -> dict[str, Any]:
+def observer_args(config: CompressionConfig) -> dict[str, Any]:
+    """The ``weights`` arguments that pick ``config.observer`` (empty for min-max, compressed-tensors' default)."""
     # Our observer names -> compressed-tensors' QuantizationArgs.observer ("minmax" = its default, left unset).
     # On SmolLM2-135M (W4 g64, 4,096 held-out tokens) GPTQ measured ppl/FP 1.295 with minmax, 1.210 with mse
     # and 1.190 with imatrix_mse; RTN 1.314 / 1.315 / 1.217 (benchmarks/results/observers.md).
@@ -71,7 +72,7 @@ class LLMCompressorQuantization(LLMCompressorAdapter):
 
             return [
                 QuantizationModifier(
-                    config_groups=weight_scheme(config.bits, group_size, config.symmetric, **_observer(config)),
+                    config_groups=weight_scheme(config.bits, group_size, config.symmetric, **observer_args(config)),
                     ignore=list(config.ignore),
                 )
             ]
@@ -80,7 +81,7 @@ class LLMCompressorQuantization(LLMCompressorAdapter):
 
             return [
                 GPTQModifier(
-                    config_groups=weight_scheme(config.bits, group_size, config.symmetric, **_observer(config)),
+                    config_groups=weight_scheme(config.bits, group_size, config.symmetric, **observer_args(config)),
                     ignore=list(config.ignore),
                     block_size=config.block_size,
                     dampening_frac=config.dampening_frac,
