@@ -379,7 +379,6 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-
 @contextlib.contextmanager
 def _weights_on_disk(model: Any, file: Path) -> Iterator[None]:
     """Hold ``model``'s parameters and buffers in ``file`` instead of memory while the block runs; put them back after.
