@@ -435,7 +435,7 @@ def find_adapter(model: str | os.PathLike | None, revision: str | None = None) -
 
 def _check_mergeable(adapter: AdapterSource) -> None:
     if importlib.util.find_spec("peft") is None:
-        raise HFCompressError(f"{adapter.display!r} is a PEFT adapter; merging it needs peft: pip install peft")
+        raise HFCompressError(f"{adapter.display!r} is a PEFT adapter; merging it needs peft: pip install 'hfcompress[peft]'")
     from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
 
     tuner = PEFT_TYPE_TO_TUNER_MAPPING.get(adapter.peft_type or "")
