@@ -78,7 +78,7 @@ def test_yaml_values_of_the_wrong_type_fail_or_are_read_as_meant():
         (lambda: hfc.PruneConfig(sparsity=1.2), "sparsity=1.2 is out of range"),
         (lambda: hfc.PruneConfig(method="random"), "unknown pruning method"),
         (lambda: hfc.PruneConfig(pattern="4:2"), "N:M needs 0 < N < M"),
-        (lambda: hfc.StructuredPruneConfig(target="experts"), "unknown structured target"),
+        (lambda: hfc.StructuredPruneConfig(target="channels"), "unknown structured target"),
         (lambda: hfc.LowRankConfig(rank=-3, energy=None), "must be a positive integer"),
         (lambda: hfc.DistillConfig(alpha=2), "alpha=2 is out of range"),
         (lambda: CompressionConfig.from_dict({"kind": "magic"}), "unknown compression method 'magic'"),
