@@ -415,11 +415,9 @@ def _weights_on_disk(model: Any, file: Path) -> Iterator[None]:
         file.unlink(missing_ok=True)
 
 
-# Peak memory of a run in units of the model's weights as loaded: the model, plus the backend's work (per-layer
-# Hessians and activations of a sequential pipeline, the packed copy a compressed save writes), or for training the
-# student's gradients and two Adam moments next to the teacher. A config may carry its own ``memory_factor``.
-_MEMORY_FACTORS = {"rtn": 1.2, "distill": 6.0, "qat": 6.0}
-_DEFAULT_MEMORY_FACTOR = 1.5
+# Peak memory of a run in units of the model's weights as loaded: each config's ``memory_factor`` (the model, plus
+# the backend's work: per-layer Hessians and activations of a sequential pipeline, the packed copy a compressed
+# save writes; for training, the student's gradients and two Adam moments next to the teacher).
 _DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float64": 8}
 
 
@@ -475,7 +473,7 @@ def _check_fits_in_memory(model: Any, steps: Sequence[CompressionConfig], *, dty
         return None
     name = str(dtype).replace("torch.", "")
     bytes_per = _DTYPE_BYTES.get(name, 4)
-    factor = max((getattr(step, "memory_factor", None) or _MEMORY_FACTORS.get(step.kind, _DEFAULT_MEMORY_FACTOR) for step in steps),
+    factor = max((step.memory_factor for step in steps),
                  default=1.0)
     need = int(params * bytes_per * factor)
     available = psutil.virtual_memory().available

@@ -86,6 +86,8 @@ class CompressionConfig:
     last_reason: ClassVar[str] = "quantizes"
     # A step that accepts a model whose weights an earlier must-be-last step produced (it re-reads them itself).
     follows_quantization: ClassVar[bool] = False
+    # Peak memory of the step in units of the model's weights (the pre-flight memory check reads it).
+    memory_factor: ClassVar[float] = 1.5
 
     def __post_init__(self) -> None:
         self._check_field_types()

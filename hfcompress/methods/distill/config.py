@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 from ...config import CompressionConfig, check_fraction, option, register_config
 from ...errors import HFCompressError
@@ -31,6 +31,8 @@ class DistillConfig(CompressionConfig):
         >>> DistillConfig(steps=200, alpha=0.5, temperature=2.0).loss
         'forward_kl'
     """
+
+    memory_factor: ClassVar[float] = 6.0  # student, its gradients and two Adam moments, and the teacher
 
     teacher: Union[str, None] = option("Teacher model (Hub id or folder); None = the base model of this run.", default=None)
     student: Union[str, dict, None] = option(

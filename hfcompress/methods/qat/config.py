@@ -44,6 +44,8 @@ class QATConfig(CompressionConfig):
     # It starts from the grid a PTQ step left (its scales and zero points), then trains on it.
     follows_quantization: ClassVar[bool] = True
 
+    memory_factor: ClassVar[float] = 6.0  # as distillation: student, gradients, two Adam moments, teacher
+
     bits: Union[int, str] = option("Weight bits: 8, 4, 3, 2, or 'ternary' ({-1, 0, 1} x scale, stored as int2).", default=4)
     group_size: Union[int, str, None] = option(
         "Weights per quantization scale; None = per output channel, 'auto' = 128 or the largest size that divides "

@@ -53,6 +53,8 @@ class RTNConfig(QuantizationConfig):
         'rtn(bits=4)'
     """
 
+    memory_factor: ClassVar[float] = 1.2  # data-free rounding: the model and one layer's packed copy
+
     bits: int = option("Weight bits: 8 or 4.", default=8)
     group_size: Union[int, str, None] = option(
         "Weights per quantization scale; None = one per output channel, 'auto' = 128 or the largest size "
