@@ -5,7 +5,7 @@ Our own torch code (forward hooks): llm-compressor collects such statistics only
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from ..environment import show_progress
 from ..errors import HFCompressError
@@ -22,13 +22,20 @@ def input_channel_energy(model: Any, modules: list[Any], calibration: Any) -> li
         >>> input_channel_energy(model, [model.model.layers[0].mlp.down_proj], calibration)[0].shape
         torch.Size([128])
     """
-    sums = [None] * len(modules)
+    return input_mean(model, modules, calibration, lambda x: x.pow(2).sum(0))
+
+
+def input_mean(model: Any, modules: list[Any], calibration: Any, statistic: Callable[[Any], Any]) -> list[Any]:
+    """Per module, the mean over input rows of ``statistic``: it receives one sample's inputs as ``(rows, width)``
+    float32 and returns their sum (e.g. ``x.pow(2).sum(0)``); one forward pass per calibration sample."""
+    sums: list[Any] = [None] * len(modules)
     counts = [0] * len(modules)
 
     def hook(index: int):
         def fn(_module: Any, args: tuple) -> None:
             x = args[0].detach().float().reshape(-1, args[0].shape[-1])
-            sums[index] = (x.pow(2).sum(0) if sums[index] is None else sums[index] + x.pow(2).sum(0))
+            total = statistic(x)
+            sums[index] = total if sums[index] is None else sums[index] + total
             counts[index] += x.shape[0]
 
         return fn

@@ -39,7 +39,7 @@ import math
 from typing import Any
 
 from ...config import CompressionConfig
-from ..activations import run_calibration
+from ..activations import input_mean
 from ..layers import count_parameters, forget_config_source
 from ..registry import CompressionAdapter, StepContext, StepResult
 from .attention import attention_geometry, attention_modules, text_config
@@ -67,27 +67,11 @@ def _input_moments(model: Any, modules: list[Any], calibration: Any) -> list[Any
     """``E[x x^T]`` of ``[x; 1]`` at each attention's k_proj input (float64), from one pass over the calibration data."""
     import torch
 
-    sums: list[Any] = [None] * len(modules)
-    counts = [0] * len(modules)
+    def moments(x: Any) -> Any:
+        x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)], 1)
+        return (x.T @ x).double()  # one sample's product in float32 (fast), summed over samples in float64
 
-    def hook(index: int):
-        def fn(_module: Any, args: tuple) -> None:
-            x = args[0].detach().float().reshape(-1, args[0].shape[-1])
-            x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)], 1)
-            # One sample's product in float32 (fast), summed over samples in float64.
-            product = (x.T @ x).double()
-            sums[index] = product if sums[index] is None else sums[index] + product
-            counts[index] += x.shape[0]
-
-        return fn
-
-    handles = [m.k_proj.register_forward_pre_hook(hook(i)) for i, m in enumerate(modules)]
-    try:
-        run_calibration(model, calibration)
-    finally:
-        for h in handles:
-            h.remove()
-    return [s / max(c, 1) for s, c in zip(sums, counts)]
+    return input_mean(model, [m.k_proj for m in modules], calibration, moments)
 
 
 def _augmented(linear: Any, heads: int, head_dim: int) -> Any:
