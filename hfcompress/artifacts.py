@@ -178,6 +178,11 @@ def bench_command(folder: str, settings: dict[str, Any], eval_data: Sequence[Any
         parts.append("--eval-data " + shlex.quote(",".join(str(d) for d in eval_data)))
     if not settings.get("speed", True):
         parts.append("--no-speed")
+    tasks = settings.get("tasks", ["last_word", "cloze"])
+    if list(tasks) != ["last_word", "cloze"]:
+        parts.append("--offline-tasks " + shlex.quote(",".join(tasks) or "none"))
+        if settings.get("task_items", 100) != 100:
+            parts.append(f"--task-items {settings['task_items']}")
     if settings.get("lm_eval_tasks"):
         parts.append("--tasks " + ",".join(settings["lm_eval_tasks"]))
         if settings.get("lm_eval_limit"):

@@ -120,6 +120,51 @@ def parse_json_rows(path: Path) -> list[Any]:
     return list(data.values()) if isinstance(data, dict) else list(data) if isinstance(data, list) else [data]
 
 
+def read_pairs(spec: Any, *, what: str = "the data") -> list[tuple[str, str]] | None:
+    """Prompt/response pairs from a list of dicts or a ``.jsonl``/``.json`` file with ``prompt`` and ``response``
+    (or ``instruction``/``output``, Alpaca's names) fields; None when ``spec`` holds plain text.
+
+    Distillation trains on them, calibration reads each pair as one text, and the bench scores a variant on them
+    (``EvalSettings(tasks=["pairs.jsonl"])``): one format for a user's task data.
+
+    Example:
+        >>> read_pairs([{"prompt": "Capital of France?", "response": "Paris."}])
+        [('Capital of France?', 'Paris.')]
+    """
+    rows: list[Any]
+    if isinstance(spec, (list, tuple)):
+        rows = list(spec)
+    elif isinstance(spec, (str, os.PathLike)) and Path(os.fspath(spec)).suffix in (".jsonl", ".json") and Path(os.fspath(spec)).is_file():
+        rows = parse_json_rows(Path(os.fspath(spec)))
+    else:
+        return None
+    if not rows or not all(isinstance(r, dict) for r in rows):
+        return None
+    pairs = []
+    for i, row in enumerate(rows):
+        prompt = row.get("prompt", row.get("instruction"))
+        response = row.get("response", row.get("output", row.get("completion")))
+        if prompt is None or response is None:
+            if i == 0 and "text" in row:
+                return None  # a JSON(L) of plain texts
+            raise HFCompressError(f"pair {i} of {what} has no 'prompt' and 'response' fields; give both in every row")
+        if row.get("input"):
+            prompt = f"{prompt}\n\n{row['input']}"
+        pairs.append((str(prompt), str(response)))
+    return pairs
+
+
+def pair_text(prompt: str, response: str) -> str:
+    """A prompt and its response as one text, as a model reads it (a space between them unless one is there).
+
+    Example:
+        >>> pair_text("The capital of France is", "Paris")
+        'The capital of France is Paris'
+    """
+    joiner = "" if prompt[-1:].isspace() or response[:1].isspace() else " "
+    return f"{prompt}{joiner}{response}"
+
+
 def _read_utf8(path: Path) -> str:
     data = path.read_bytes()
     try:
@@ -134,8 +179,12 @@ def _read_utf8(path: Path) -> str:
 
 def _read_file(path: Path) -> list[str]:
     if path.suffix in (".jsonl", ".json"):
-        items = parse_json_rows(path)
-        texts = [t.get("text", "") if isinstance(t, dict) else str(t) for t in items]
+        pairs = read_pairs(path, what=repr(str(path)))
+        if pairs is not None:
+            # Task data (prompt/response rows): calibrating on the task is what task-specific pruning needs.
+            texts = [pair_text(prompt, response) for prompt, response in pairs]
+        else:
+            texts = [t.get("text", "") if isinstance(t, dict) else str(t) for t in parse_json_rows(path)]
     else:
         raw = _read_utf8(path)
         # Paragraphs (blank-line separated) keep documents whole; a file with none is one text.

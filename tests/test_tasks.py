@@ -113,3 +113,50 @@ def test_batched_scoring_gives_what_one_by_one_gives(tok):
     windows = [tok(i.context + i.choices[0], add_special_tokens=False)["input_ids"] for i in items]
     for window, batched in zip(windows, engine.logits_batch(windows, batch_size=5)):
         torch.testing.assert_close(batched, engine.logits(window), atol=1e-4, rtol=1e-4)
+
+
+def _pairs_file(tmp_path, pairs):
+    import json
+
+    path = tmp_path / "task.jsonl"
+    path.write_text("".join(json.dumps({"prompt": p, "response": r}) + "\n" for p, r in pairs))
+    return path
+
+
+def test_a_task_file_scores_the_share_of_responses_greedy_decoding_gives(tok, tmp_path):
+    known = ["Paris is the capital city of France and its largest town.", "Water boils at one hundred degrees."]
+    path = _pairs_file(tmp_path, [("Paris is the capital city of", " France and its largest town."),
+                                  ("Water boils at one hundred", " degrees."),
+                                  ("The river flows slowly through", " the green valley.")])  # the oracle does not know this one
+    items = tasks.build_items(str(path), tok, count=10)
+    assert [item.choices for item in items] == [[" France and its largest town."], [" degrees."], [" the green valley."]]
+    result = tasks.score(_Engine(tok, known), tok, str(path), items)
+    assert result["value"] == pytest.approx(2 / 3) and result["samples"] == 3
+    metrics = tasks.task_metrics(_Engine(tok, known), tok, [str(path)], count=10)
+    assert metrics["task/task/acc"]["value"] == pytest.approx(2 / 3)
+    assert "task.jsonl" in metrics["task/task/acc"]["dataset"] and "sha256" in metrics["task/task/acc"]["dataset"]
+    assert len(tasks.build_items(str(path), tok, count=2)) == 2  # a seeded sample when the file holds more
+
+
+def test_task_files_validate_and_reach_the_bench_command(tmp_path):
+    from hfcompress.artifacts import bench_command
+    from hfcompress.bench.settings import EvalSettings
+    from hfcompress.errors import HFCompressError
+
+    path = _pairs_file(tmp_path, [("a", " b")])
+    settings = EvalSettings(tasks=[path, "cloze"])
+    assert settings.tasks == [str(path), "cloze"]
+    assert f"--offline-tasks {path},cloze" in bench_command("out", settings.to_dict())
+    with pytest.raises(HFCompressError, match="task file 'missing.jsonl' not found"):
+        EvalSettings(tasks=["missing.jsonl"])
+    (tmp_path / "texts.jsonl").write_text('{"text": "no pairs here"}\n')
+    with pytest.raises(HFCompressError, match="holds no prompt/response pairs"):
+        tasks.build_items(str(tmp_path / "texts.jsonl"), None, count=3)
+
+
+def test_calibration_reads_prompt_response_pairs_as_texts(tok, tmp_path):
+    from hfcompress.data import read_texts
+
+    path = _pairs_file(tmp_path, [("The capital of France is", " Paris"), ("Two and two make", "four")])
+    texts, what = read_texts(path)
+    assert texts == ["The capital of France is Paris", "Two and two make four"] and what == "file task.jsonl"

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 from ..errors import HFCompressError
 from .quality import DEFAULT_PROMPTS
-from .tasks import TASKS
+from .tasks import TASKS, is_task_file
 
 
 @dataclass
@@ -32,7 +32,8 @@ class EvalSettings:
             (more runs are taken while the spread stays wide; a figure whose spread stays wide is marked unreliable).
         kl: measure the KL divergence of the variant's next-token distribution to the base's (mean, 99th percentile).
         tasks, task_items: offline task accuracies (``hfcompress.bench.tasks``: ``last_word``, ``cloze``) on that many
-            items each from the held-out corpus, with standard errors; ``()`` for none.
+            items each from the held-out corpus, with standard errors; ``()`` for none. A ``.jsonl``/``.json`` path
+            of prompt/response pairs is a task too (your own: the response must be the greedy continuation).
 
     Example:
         >>> EvalSettings.from_dict({"max_tokens": 2048, "speed_runs": 3}).max_tokens
@@ -67,9 +68,14 @@ class EvalSettings:
     def __post_init__(self) -> None:
         self.lm_eval_tasks = [t for t in (self.lm_eval_tasks or []) if t]
         self.tasks = list(self.tasks or [])
-        unknown = [t for t in self.tasks if t not in TASKS]
+        self.tasks = [os.fspath(t) if isinstance(t, os.PathLike) else t for t in self.tasks]
+        unknown = [t for t in self.tasks if t not in TASKS and not is_task_file(t)]
         if unknown:
-            raise HFCompressError(f"unknown task {unknown[0]!r}; offline tasks: {', '.join(TASKS)} (lm-eval tasks go in lm_eval_tasks)")
+            raise HFCompressError(f"unknown task {unknown[0]!r}; offline tasks: {', '.join(TASKS)} or a prompt/response "
+                                  ".jsonl file (lm-eval tasks go in lm_eval_tasks)")
+        missing = [t for t in self.tasks if is_task_file(t) and not os.path.isfile(t)]
+        if missing:
+            raise HFCompressError(f"task file {missing[0]!r} not found; give the path of a prompt/response .jsonl file")
         self.prompts = list(self.prompts)
         if self.lm_eval_include_path is not None:
             self.lm_eval_include_path = str(self.lm_eval_include_path)

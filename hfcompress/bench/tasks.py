@@ -9,6 +9,10 @@ YAML per task; these two are built from the held-out part of the offline corpus,
   word and three words that follow the same preceding word elsewhere in the held-out text (plausible distractors);
   correct when the true word has the highest log-likelihood.
 
+* a ``.jsonl``/``.json`` file of prompt/response pairs (the user's task, e.g. ``benchmarks/data/capitals_test.jsonl``):
+  scored as ``last_word`` is, the prompt as context and the response as the continuation greedy decoding must give
+  exactly; the metric is ``task/<file stem>/acc``. Keep these pairs apart from any calibration or training pairs.
+
 Each accuracy comes with its standard error, sqrt(p (1 - p) / n). Items are built deterministically (seeded).
 
 Example:
@@ -21,13 +25,16 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
-from ..data import evaluation_texts
+from ..data import evaluation_texts, read_pairs
+from ..errors import HFCompressError
 
 TASKS = ("last_word", "cloze")
 _SENTENCE = re.compile(r"[^.!?]+[.!?]")
@@ -50,8 +57,42 @@ def _sentences(texts: Sequence[str]) -> list[str]:
     return out
 
 
+def is_task_file(task: str) -> bool:
+    """Whether ``task`` names a prompt/response file rather than a built-in task.
+
+    Example:
+        >>> is_task_file("capitals_test.jsonl"), is_task_file("cloze")
+        (True, False)
+    """
+    return str(task).endswith((".jsonl", ".json"))
+
+
+def task_name(task: str) -> str:
+    """The name a task's metric carries: a built-in task's own, a task file's stem.
+
+    Example:
+        >>> task_name("benchmarks/data/capitals_test.jsonl")
+        'capitals_test'
+    """
+    return Path(task).stem if is_task_file(task) else task
+
+
+def pair_items(path: str, *, count: int, seed: int = 0) -> list[TaskItem]:
+    """Up to ``count`` items from a prompt/response file (a seeded sample when it holds more)."""
+    pairs = read_pairs(path, what=repr(path))
+    if not pairs:
+        raise HFCompressError(f"task file {path!r} holds no prompt/response pairs; give rows like "
+                              '{"prompt": "The capital of France is", "response": " Paris"}')
+    if len(pairs) > count:
+        pairs = random.Random(seed).sample(pairs, count)
+    return [TaskItem(prompt, [response]) for prompt, response in pairs]
+
+
 def build_items(task: str, tokenizer: Any, *, count: int, texts: Sequence[str] | None = None, seed: int = 0) -> list[TaskItem]:
-    """``count`` items of ``task`` from ``texts`` (default: the held-out part of the offline corpus)."""
+    """``count`` items of ``task`` from ``texts`` (default: the held-out part of the offline corpus), or from the
+    prompt/response file ``task`` names."""
+    if is_task_file(task):
+        return pair_items(task, count=count, seed=seed)
     sentences = _sentences(list(texts) if texts is not None else list(evaluation_texts()))
     rng = random.Random(seed)
     rng.shuffle(sentences)
@@ -96,6 +137,10 @@ def build_items(task: str, tokenizer: Any, *, count: int, texts: Sequence[str] |
     raise ValueError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
 
 
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _scored_ids(tokenizer: Any, context: str, continuation: str) -> tuple[list[int], int]:
     """The ids of context + continuation, and how many at the end are the continuation's."""
     context_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
@@ -129,7 +174,7 @@ def score(engine: Any, tokenizer: Any, task: str, items: Sequence[TaskItem]) -> 
     correct = 0
     for item in items:
         results = [next(scored) for _ in item.choices]
-        if task == "last_word":
+        if len(item.choices) == 1:  # last_word and task files: the continuation must be the greedy one
             correct += results[0][1]
         else:
             correct += max(range(len(results)), key=lambda i: results[i][0]) == item.answer
@@ -140,12 +185,14 @@ def score(engine: Any, tokenizer: Any, task: str, items: Sequence[TaskItem]) -> 
 
 
 def task_metrics(engine: Any, tokenizer: Any, tasks: Sequence[str], *, count: int, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """``task/<name>/acc`` metrics of each task on ``count`` items from the held-out corpus."""
+    """``task/<name>/acc`` metrics of each task on ``count`` items from the held-out corpus or the task's file."""
     descriptions = {"last_word": "last-word prediction (LAMBADA-style) on held-out Wikipedia summaries",
                     "cloze": "4-choice word cloze on held-out Wikipedia summaries"}
     out = {}
     for task in tasks:
         items = build_items(task, tokenizer, count=count, seed=seed)
-        out[f"task/{task}/acc"] = {**score(engine, tokenizer, task, items), "dataset": descriptions[task],
+        dataset = (f"greedy exact response on {Path(task).name} (sha256 {_sha256(task)[:12]})" if is_task_file(task)
+                   else descriptions[task])
+        out[f"task/{task_name(task)}/acc"] = {**score(engine, tokenizer, task, items), "dataset": dataset,
                                    "engine": engine.name, "note": "hfcompress's own scorer; standard error sqrt(p(1-p)/n)"}
     return out

@@ -66,7 +66,7 @@ def add_eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-generations", action="store_true", help="skip the fixed-prompt generations")
     p.add_argument("--speed-runs", type=int, default=None, help="timed runs per speed number, after one warm-up (default 5)")
     p.add_argument("--offline-tasks", default=None,
-                   help="offline task accuracies, comma-separated: last_word, cloze (default both), or 'none'")
+                   help="offline task accuracies, comma-separated: last_word, cloze (default both), a prompt/response .jsonl file (your task), or 'none'")
     p.add_argument("--task-items", type=int, default=None, help="items per offline task (default 100)")
     p.add_argument("--tasks", default=None, help="lm-evaluation-harness tasks, comma-separated (e.g. arc_easy,hellaswag; needs hfcompress[eval])")
     p.add_argument("--limit", type=float, default=None, help="lm-eval samples per task (an integer, or a fraction < 1)")

@@ -128,7 +128,7 @@ def read_training_data(config: DistillConfig) -> Any:
         if config.prompts is not None:
             read_texts(config.prompts)  # fail now on a missing prompts file
         return None
-    pairs = read_pairs(config.data)
+    pairs = read_pairs(config.data, what="the distillation data")
     if pairs is not None:
         return ("pairs", pairs)
     if config.task_specific:

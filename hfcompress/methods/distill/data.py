@@ -19,10 +19,9 @@ import json
 import logging
 import os
 import random
-from pathlib import Path
 from typing import Any, Sequence
 
-from ...data import parse_json_rows
+from ...data import read_pairs
 from ...errors import HFCompressError
 from ...loading import cache_dir
 
@@ -85,37 +84,6 @@ def prompt_token_ids(tokenizer: Any, prompt: str, *, chat: bool) -> list[int]:
             ids = ids["input_ids"]
         return list(ids)
     return tokenizer(prompt, add_special_tokens=False)["input_ids"]
-
-
-def read_pairs(spec: Any) -> list[tuple[str, str]] | None:
-    """Prompt/response pairs from a list of dicts or a ``.jsonl``/``.json`` file with ``prompt`` and ``response``
-    (or ``instruction``/``output``, Alpaca's names) fields; None when ``spec`` holds plain text.
-
-    Example:
-        >>> read_pairs([{"prompt": "Capital of France?", "response": "Paris."}])
-        [('Capital of France?', 'Paris.')]
-    """
-    rows: list[Any]
-    if isinstance(spec, (list, tuple)):
-        rows = list(spec)
-    elif isinstance(spec, (str, os.PathLike)) and Path(os.fspath(spec)).suffix in (".jsonl", ".json") and Path(os.fspath(spec)).is_file():
-        rows = parse_json_rows(Path(os.fspath(spec)))
-    else:
-        return None
-    if not rows or not all(isinstance(r, dict) for r in rows):
-        return None
-    pairs = []
-    for i, row in enumerate(rows):
-        prompt = row.get("prompt", row.get("instruction"))
-        response = row.get("response", row.get("output", row.get("completion")))
-        if prompt is None or response is None:
-            if i == 0 and "text" in row:
-                return None  # a JSON(L) of plain texts
-            raise HFCompressError(f"pair {i} of the distillation data has no 'prompt' and 'response' fields; give both in every row")
-        if row.get("input"):
-            prompt = f"{prompt}\n\n{row['input']}"
-        pairs.append((str(prompt), str(response)))
-    return pairs
 
 
 def synthetic_pairs(teacher: Any, tokenizer: Any, prompts: Sequence[str], *, teacher_id: str, max_new_tokens: int,
