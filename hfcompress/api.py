@@ -39,6 +39,7 @@ from .environment import environment_info, show_progress
 from .errors import HFCompressError
 from .loading import HUB_ID, ModelSource, find_adapter, load_model
 from .loading import resolve_source
+from .methods.layers import count_parameters
 from .methods.registry import AfterStepHook, CompressionAdapter, PlainSave, StepContext, StepResult, resolve_adapters
 from .publish import push_folder, write_model_card
 from .recipe import as_recipe, recipe_to_dicts, recipe_to_yaml
@@ -55,6 +56,8 @@ class StepRecord:
     backend_versions: dict[str, str]
     seconds: float
     info: dict[str, Any] = field(default_factory=dict)
+    parameters_before: int | None = None
+    parameters_after: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict for hfcompress.json."""
@@ -64,6 +67,8 @@ class StepRecord:
             "backend": self.backend,
             "backend_versions": self.backend_versions,
             "seconds": round(self.seconds, 3),
+            "parameters_before": self.parameters_before,
+            "parameters_after": self.parameters_after,
             "info": self.info,
         }
 
@@ -197,6 +202,7 @@ class CompressedModel:
             bar.set_postfix_str(f"{step.describe()} via {adapter.name}")
             logger.info("step %s via %s", step.describe(), adapter.name)
             started = time.perf_counter()
+            parameters_before = count_parameters(self.model)
             # Earlier steps may have changed the shapes (structured pruning, low rank): check this step against
             # the model it will really see, so a conflict is one clear line rather than a backend's trace.
             step.validate_for_model(self.model)
@@ -214,7 +220,9 @@ class CompressedModel:
                     info[hold.info_key] = report
             if result.hold is not None:
                 self._holds.append(result.hold)
-            self.steps.append(StepRecord(step, adapter.name, adapter.versions(), time.perf_counter() - started, info))
+            # Parameters before and after each step: the card's step table shows what each step removed.
+            self.steps.append(StepRecord(step, adapter.name, adapter.versions(), time.perf_counter() - started, info,
+                                         parameters_before, count_parameters(self.model)))
             self._adapter, self._save, self._load = adapter, result.save, dict(result.load)
             logger.info("step %s done in %.1f s", step.kind, self.steps[-1].seconds)
 

@@ -29,3 +29,23 @@ def test_distillation_after_pruning_trains_with_the_mask_held(pattern, tiny_llam
     before = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=prune)
     changed = [not torch.equal(a, b.weight) for a, b in zip(weights, target_linear_layers(before.model).values())]
     assert all(changed)
+
+
+def test_the_card_says_what_each_step_of_a_pipeline_cost(tiny_llama_dir, tiny_texts, tmp_path):
+    from hfcompress.methods.layers import count_parameters
+
+    base = count_parameters(hfc.CompressedModel.from_pretrained(str(tiny_llama_dir)).model)
+    recipe = [hfc.StructuredPruneConfig(target="neurons", ratio=0.25, importance="magnitude"), hfc.DistillConfig(**DISTILL)]
+    cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=recipe, calibration=tiny_texts, num_samples=4, seq_len=32)
+    pruned, distilled = (s.to_dict() for s in cm.steps)
+    # The parameters each step removed are counted on the model before and after it.
+    assert pruned["parameters_before"] == base and pruned["parameters_after"] == count_parameters(cm.model) < base
+    assert distilled["parameters_before"] == distilled["parameters_after"] == pruned["parameters_after"]
+    folder = cm.save_pretrained(tmp_path / "variant")
+    card = (folder / "README.md").read_text()
+    row = next(line for line in card.splitlines() if line.startswith("| structured_prune |"))
+    assert " -> " in row and f"({(pruned['parameters_after'] - base) / base:+.1%})" in row
+    before, after = distilled["info"]["eval_before"], distilled["info"]["eval_after"]
+    row = next(line for line in card.splitlines() if line.startswith("| distill |"))
+    assert f"perplexity {before['perplexity']:.2f} -> {after['perplexity']:.2f}" in row
+    assert f"KL to the base {before['kl']:.3f} -> {after['kl']:.3f}" in row

@@ -257,6 +257,15 @@ def _tags(recipe: Sequence[dict[str, Any]], fmt: str) -> list[str]:
 
 
 def _step_details(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each step's backend, time, what it removed and, where a training step measured it, what it recovered.
+
+    Example:
+        >>> step = {"kind": "distill", "seconds": 9.5, "parameters_before": 2_000_000, "parameters_after": 2_000_000,
+        ...         "info": {"eval_before": {"perplexity": 31.0, "kl": 0.9}, "eval_after": {"perplexity": 22.5, "kl": 0.31}}}
+        >>> d = _step_details({"steps": [step]})[0]
+        >>> d["parameters"], d["quality"]
+        ('2.00 M', 'perplexity 31.00 -> 22.50, KL to the base 0.900 -> 0.310')
+    """
     out = []
     for step in manifest.get("steps") or []:
         versions = step.get("backend_versions") or {}
@@ -266,9 +275,31 @@ def _step_details(manifest: dict[str, Any]) -> list[dict[str, Any]]:
             "backend": step.get("backend"),
             "backend_versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
             "seconds": step.get("seconds"),
+            "parameters": _parameter_change(step.get("parameters_before"), step.get("parameters_after")),
+            "quality": _quality_change(step.get("info") or {}),
             "info": info,
         })
     return out
+
+
+def _parameter_change(before: int | None, after: int | None) -> str:
+    if not after:
+        return ""
+    if not before or before == after:
+        return _fmt(after, "count")
+    return f"{_fmt(before, 'count')} -> {_fmt(after, 'count')} ({(after - before) / before:+.1%})"
+
+
+def _quality_change(info: dict[str, Any]) -> str:
+    """A training step's own held-out measurement before and after it: the cost of the steps before it, and what it won
+    back (KL to the base: the teacher, when the base teaches)."""
+    before, after = info.get("eval_before") or {}, info.get("eval_after") or {}
+    parts = []
+    if isinstance(before.get("perplexity"), (int, float)) and isinstance(after.get("perplexity"), (int, float)):
+        parts.append(f"perplexity {before['perplexity']:.2f} -> {after['perplexity']:.2f}")
+    if isinstance(before.get("kl"), (int, float)) and isinstance(after.get("kl"), (int, float)):
+        parts.append(f"KL to the base {before['kl']:.3f} -> {after['kl']:.3f}")
+    return ", ".join(parts)
 
 
 def _recipe_yaml(recipe: Sequence[dict[str, Any]]) -> str:
