@@ -226,3 +226,16 @@ def test_experts_on_a_dense_model_is_one_line(tiny_llama_dir):
         hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.StructuredPruneConfig(target="experts", count=1))
     with pytest.raises(HFCompressError, match="importance='frequency' is not valid for target='neurons'"):
         hfc.StructuredPruneConfig(target="neurons", importance="frequency")
+
+
+def test_the_kept_mlp_width_is_rounded_to_whole_quantization_blocks():
+    from hfcompress.methods.structured.plan import plan_removal
+    from hfcompress.testing import tiny_model
+
+    model = tiny_model("llama", intermediate=1536)[0]  # SmolLM2's MLP width
+    assert plan_removal(model, hfc.StructuredPruneConfig(ratio=0.2)).remove == 1536 - 1216  # 1228.8 -> 38 blocks of 32
+    assert plan_removal(model, hfc.StructuredPruneConfig(ratio=0.2, multiple_of=256)).remove == 1536 - 1280
+    assert plan_removal(model, hfc.StructuredPruneConfig(ratio=0.2, multiple_of=1)).remove == 307  # the exact ratio
+    assert plan_removal(model, hfc.StructuredPruneConfig(count=307)).remove == 307  # a count is taken as given
+    with pytest.raises(HFCompressError, match="multiple_of=0 must be a positive integer"):
+        hfc.StructuredPruneConfig(multiple_of=0)

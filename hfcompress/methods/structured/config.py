@@ -31,6 +31,12 @@ class StructuredPruneConfig(CompressionConfig):
     count: Union[int, None] = option(
         "Number of units removed (per layer for heads/neurons, in total for layers); overrides ratio when set.", default=None
     )
+    multiple_of: int = option(
+        "With target='neurons' and a ratio: the MLP width kept is rounded to a multiple of this, so quantization "
+        "that follows finds whole blocks (llama.cpp's 32-weight blocks, GPTQ's groups of 32 or 64); 1 keeps the exact "
+        "ratio. SmolLM2's 1536 neurons at ratio 0.2 keep 1216, not 1229 (which would leave ffn_down in F16 in a GGUF).",
+        default=32,
+    )
 
     def validate(self) -> None:
         if self.target not in TARGETS:
@@ -42,6 +48,8 @@ class StructuredPruneConfig(CompressionConfig):
             raise HFCompressError(f"importance={self.importance!r} is not valid for target={self.target!r}; use "
                                   + " or ".join(repr(a) for a in allowed))
         check_fraction("ratio", self.ratio)
+        if not isinstance(self.multiple_of, int) or isinstance(self.multiple_of, bool) or self.multiple_of < 1:
+            raise HFCompressError(f"multiple_of={self.multiple_of!r} must be a positive integer (1 keeps the exact ratio), e.g. 32")
 
     def validate_for_model(self, model: Any) -> None:
         plan_removal(model, self)

@@ -81,6 +81,12 @@ def plan_removal(model: Any, config: Any) -> RemovalPlan:
     else:
         unit, total = "decoder layers", len(layers)
     remove = config.count if config.count is not None else round(total * config.ratio)
+    multiple = getattr(config, "multiple_of", 1) or 1
+    if config.target == "neurons" and config.count is None and multiple > 1:
+        # The kept width rounded to whole quantization blocks, when such a width exists strictly between 0 and total.
+        keep = round((total - total * config.ratio) / multiple) * multiple
+        if 0 < keep < total:
+            remove = total - keep
     if remove >= total:
         raise HFCompressError(
             f"cannot remove {remove} {config.target} of the {total} {unit} this model has; at least one must stay: "
