@@ -7,7 +7,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from hub_server import HubServer
+
+from hfcompress.testing import TINY_TEXTS
 
 FAST = ["--max-tokens", "128", "--context", "64", "--stride", "32", "--no-speed", "--no-generations", "--task-items", "5"]
 
@@ -76,3 +80,34 @@ def test_demo_on_a_tiny_model_writes_variants_results_and_the_comparison(tiny_ll
     # The demo prints the comparison and the trade-off table.
     assert "| rtn-int8 | RTN 8-bit |" in stdout and "| magnitude-50 |" in stdout and "| technique |" in stdout
     assert "2 computed, 0 kept from before, 0 skipped, 0 failed" in stdout
+
+
+def test_the_demos_combined_pipeline_prunes_recovers_then_quantizes_last(tmp_path):
+    import dataclasses
+
+    import hfcompress as hfc
+    from hfcompress.demo import demo_grid
+    from hfcompress.methods.backends import llamacpp
+    from hfcompress.testing import build_tiny_model
+
+    if llamacpp.unavailable_reason(imatrix=True):
+        pytest.skip(f"llama.cpp is not installed here: {llamacpp.INSTALL_HINT}")
+    # SmolLM2's tokenizer (llama.cpp's converter knows it) and rows of 256 (K-quants' block).
+    model = build_tiny_model(tmp_path / "tiny", "llama", hidden=256, intermediate=512, tokenizer="smollm2")
+    recipe = demo_grid()["variants"]["pipeline-neurons20-distill-q4_k_m"]
+    assert [type(s).__name__ for s in recipe] == ["StructuredPruneConfig", "DistillConfig", "GGUFConfig"]  # quantization last
+    recipe[1] = dataclasses.replace(recipe[1], steps=2, seq_len=32, eval_tokens=64)  # the demo's 30 steps take minutes here
+    cm = hfc.CompressedModel.from_pretrained(str(model), recipe=recipe, calibration=list(TINY_TEXTS), num_samples=4, seq_len=64)
+    folder = cm.save_pretrained(tmp_path / "pipeline")
+    manifest = json.loads((folder / "hfcompress.json").read_text())
+    pruned, distilled, _ = manifest["steps"]
+    # 20% of 512 neurons is 102.4; the width kept is rounded to llama.cpp's 32-weight blocks: 416.
+    assert pruned["info"]["intermediate_size"] == 416 and pruned["parameters_after"] < pruned["parameters_before"]
+    tensors = llamacpp.read_header(next(folder.glob("*.gguf")))[1]
+    ffn_down = [t for t in tensors if t.name.endswith("ffn_down.weight")]
+    assert ffn_down and all(416 in t.shape for t in ffn_down)
+    # Every MLP weight is quantized (416 is no multiple of K-quants' 256: llama.cpp falls back to a 32-block type, not F16).
+    mlp = [t for t in tensors if t.name.endswith(("ffn_down.weight", "ffn_up.weight", "ffn_gate.weight"))]
+    assert len(mlp) == 3 * len(ffn_down) and all(t.type not in ("F32", "F16", "BF16") for t in mlp)
+    card = (folder / "README.md").read_text()
+    assert "| structured_prune |" in card and "| distill |" in card and "| gguf |" in card and "KL to the base" in card
