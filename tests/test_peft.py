@@ -79,6 +79,9 @@ def test_an_adapter_folder_is_merged_compressed_and_recorded(adapter, tmp_path):
     reloaded = hfc.CompressedModel.from_pretrained(out)
     assert reloaded.source.adapter is not None and reloaded.source.adapter.peft_type == "LORA"
     torch.testing.assert_close(_logits(reloaded.model), _logits(cm.model), rtol=0, atol=1e-5)
+    # results.json names what was measured as the base: the base with the adapter merged.
+    results = reloaded.evaluate(max_tokens=64, context=32, stride=16, speed=False, generations=False, tasks=[], kl=False)
+    assert results.base_model["adapter"] == {"model_id": str(lora.resolve()), "revision": None, "peft_type": "LORA"}
 
 
 def test_an_adapter_from_the_hub_names_its_base_in_the_card_metadata(adapter, tmp_path):

@@ -377,7 +377,7 @@ def evaluate(
     return BenchmarkResult(
         variant={"name": name, "recipe": list(subject.recipe), "format": subject.save_format,
                  "steps": [{k: s.get(k) for k in ("kind", "backend", "seconds")} for s in steps]},
-        base_model={k: getattr(subject.source, k, None) for k in ("model_id", "revision", "kind", "note")},
+        base_model=_base_model_record(subject.source),
         metrics=metrics,
         environment=environment_info(),
         seed=subject.seed,
@@ -559,3 +559,12 @@ def _default_name(subject: Subject) -> str:
     base = str(subject.source.model_id).rstrip("/").split("/")[-1]
     kinds = "-".join(str(step.get("kind")) for step in subject.recipe) or "base"
     return f"{base}-{kinds}"
+
+
+def _base_model_record(source: Any) -> dict[str, Any]:
+    """The base as results.json names it; a PEFT adapter merged into it is part of it (base + adapter was measured)."""
+    record = {k: getattr(source, k, None) for k in ("model_id", "revision", "kind", "note")}
+    adapter = getattr(source, "adapter", None)
+    if adapter is not None:
+        record["adapter"] = {"model_id": adapter.model_id, "revision": adapter.revision, "peft_type": adapter.peft_type}
+    return record
