@@ -179,13 +179,14 @@ def test_variants_measured_by_evaluate_fill_the_table(tmp_path, tiny_llama_dir):
     from hfcompress.space import find_variants, variant_table
 
     cache: dict = {}
-    for name, recipe in [("w8", hfc.RTNConfig(bits=8)), ("w4", hfc.RTNConfig(bits=4, group_size=32))]:
+    for name, recipe in [("w8", hfc.RTNConfig(bits=8)), ("w4", hfc.RTNConfig(bits=4, group_size=32)),
+                         ("gqa1", hfc.GQAConfig(num_key_value_heads=1, method="mean"))]:
         cm = hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=recipe)
         cm.evaluate(max_tokens=128, context=64, stride=32, speed_runs=1, warmup=0, prompt_tokens=8, new_tokens=4,
                     batch_size=2, base_cache=cache, generations=False, progress=False)
         cm.save_pretrained(tmp_path / name)
     vs = find_variants(tmp_path)
-    assert vs.problems == [] and [v.name for v in vs.variants] == ["w4", "w8"]
+    assert vs.problems == [] and [v.name for v in vs.variants] == ["gqa1", "w4", "w8"]
     rows = {r["variant"]: r for r in variant_table(vs).to_dict("records")}
     for name in ("w4", "w8"):
         metrics = vs.get(name).results["metrics"]
@@ -193,6 +194,10 @@ def test_variants_measured_by_evaluate_fill_the_table(tmp_path, tiny_llama_dir):
         assert rows[name]["ppl ×"] == round(metrics["perplexity"]["ratio"], 3)
         assert rows[name]["decode tok/s"] is not None and rows[name]["size (MB)"] is not None
     assert 4 < rows["w4"]["bits"] < 5.5 and 8 <= rows["w8"]["bits"] < 9
+    # The KV cache column shows what GQA conversion saves (2 KV heads -> 1 halves it) and quantization does not.
+    kv = vs.get("gqa1").results["metrics"]["kv_cache_bytes_per_token"]
+    assert rows["gqa1"]["KV cache (KB/token)"] == round(kv["value"] / 1e3, 2) and rows["gqa1"]["KV ×"] == 0.5
+    assert rows["w8"]["KV ×"] == 1.0
     assert rows["tiny-llama (base)"]["perplexity"] == round(vs.get("w4").results["metrics"]["perplexity"]["base"], 2)
 
 

@@ -33,6 +33,8 @@ _METRIC_COLUMNS: tuple[tuple[str, str, str | None], ...] = (
     ("cloze acc", "task/cloze/acc", None),
     ("decode tok/s", "decode_tokens_per_s", "speed ×"),
     ("memory (MB)", "peak_memory", "memory ×"),
+    # What GQA conversion shrinks (and nothing else does): the cache grows with every token of context.
+    ("KV cache (KB/token)", "kv_cache_bytes_per_token", "KV ×"),
 )
 TABLE_COLUMNS = ("variant", "method", "family", "engine", "bits", "sparsity") + tuple(
     name for header, _, ratio in _METRIC_COLUMNS for name in (header, ratio) if name is not None
@@ -50,6 +52,8 @@ def _to_display(metric: str, value: Any, unit: str | None) -> float | None:
         return value * scale.get(unit, 1.0)
     if metric == "parameters":
         return value / 1e6
+    if metric == "kv_cache_bytes_per_token":
+        return value / 1e3
     return value
 
 
@@ -68,7 +72,7 @@ def _round(value: float | None, digits: int) -> float | None:
 
 
 _DIGITS = {"size_on_disk": 1, "parameters": 2, "perplexity": 2, "kl_divergence": 4, "decode_tokens_per_s": 1, "peak_memory": 1,
-           "task/last_word/acc": 3, "task/cloze/acc": 3}
+           "task/last_word/acc": 3, "task/cloze/acc": 3, "kv_cache_bytes_per_token": 2}
 
 
 def base_label(variants: VariantSet, engine: str = "transformers") -> str:
@@ -173,7 +177,7 @@ def variant_table(variants: VariantSet, families: Sequence[str] | None = None, s
 
 
 # Which way each ratio column is good: True = a higher ratio is better.
-_HIGHER_IS_BETTER = {"size ×": False, "params ×": False, "ppl ×": False, "speed ×": True, "memory ×": False}
+_HIGHER_IS_BETTER = {"size ×": False, "params ×": False, "ppl ×": False, "speed ×": True, "memory ×": False, "KV ×": False}
 
 
 def styled_table(table: Any) -> Any:
@@ -194,7 +198,7 @@ def styled_table(table: Any) -> Any:
     formats: dict[str, Any] = {c: "{:.2f}×" for c in _HIGHER_IS_BETTER}
     formats.update({"bits": "{:g}", "sparsity": "{:.0%}", "size (MB)": "{:,.1f}", "params (M)": "{:,.2f}",
                     "perplexity": "{:,.2f}", "KL (nats)": "{:.4f}", "last-word acc": "{:.2f}", "cloze acc": "{:.2f}",
-                    "decode tok/s": "{:,.1f}", "memory (MB)": "{:,.1f}"})
+                    "decode tok/s": "{:,.1f}", "memory (MB)": "{:,.1f}", "KV cache (KB/token)": "{:,.2f}"})
     styler = table.style.format({k: v for k, v in formats.items() if k in table.columns}, na_rep="–")
     for column in _HIGHER_IS_BETTER:
         if column in table.columns:
