@@ -315,3 +315,28 @@ def test_observer_setting_reaches_llmcompressor_and_rtn_with_imatrix_reads_calib
     assert cm.calibration["num_samples"] == 4
     with pytest.raises(hfc.HFCompressError, match="observer='histogram' is not valid"):
         hfc.GPTQConfig(observer="histogram")
+
+
+def test_mixture_of_experts_models_prune_and_reload_but_compressed_tensors_quantization_is_refused(tmp_path):
+    """llm-compressor turns fused experts into one Linear per expert to calibrate them; saved that way, transformers
+    re-initialized the experts at random on reload. Pruning is repacked into the fused layout; quantized experts have
+    no layout transformers loads, so quantizing a MoE model is refused in one line before any work."""
+    from transformers import AutoModelForCausalLM
+
+    from hfcompress.errors import HFCompressError
+    from hfcompress.testing import TINY_TEXTS, build_tiny_model
+
+    ids = torch.randint(3, 200, (1, 16))
+    for arch in ("mixtral", "qwen3_moe"):
+        folder = build_tiny_model(tmp_path / arch, arch)
+        cm = hfc.CompressedModel.from_pretrained(str(folder), recipe=hfc.PruneConfig(method="wanda", sparsity=0.5),
+                                                 calibration=list(TINY_TEXTS), num_samples=4, seq_len=64)
+        out = cm.save_pretrained(tmp_path / f"{arch}-wanda")
+        with torch.no_grad():
+            reloaded = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32)
+            torch.testing.assert_close(reloaded(ids).logits, cm.model(ids).logits, rtol=0, atol=1e-5)
+        experts = reloaded.model.layers[0].mlp.experts
+        assert float((experts.down_proj == 0).float().mean()) == pytest.approx(0.5, abs=0.02)  # pruned experts kept
+        for recipe in (hfc.GPTQConfig(bits=4, group_size=32), hfc.RTNConfig(bits=8), hfc.QATConfig(bits=4, group_size=32)):
+            with pytest.raises(HFCompressError, match="of a mixture-of-experts model .* is refused: transformers cannot load"):
+                hfc.CompressedModel.from_pretrained(str(folder), recipe=recipe, calibration=list(TINY_TEXTS), num_samples=2, seq_len=32)

@@ -98,3 +98,30 @@ def forget_config_source(model: Any) -> None:
     model.config.name_or_path = ""
     if hasattr(model, "name_or_path"):
         model.name_or_path = ""
+
+
+def moe_blocks(model: Any) -> list[Any]:
+    """The sparse MoE blocks (a router ``gate`` and 3-D ``experts``) of the decoder layers, in order."""
+    blocks = []
+    for layer in decoder_layers(model) or []:
+        block = getattr(layer, "mlp", None)
+        experts, gate = getattr(block, "experts", None), getattr(block, "gate", None)
+        if experts is not None and gate is not None and hasattr(experts, "gate_up_proj") and hasattr(experts, "down_proj") \
+                and getattr(getattr(gate, "weight", None), "dim", lambda: 0)() == 2:
+            blocks.append(block)
+    return blocks
+
+
+def refuse_quantized_moe(model: Any, method: str) -> None:
+    """A one-line refusal for compressed-tensors quantization of a mixture-of-experts model.
+
+    llm-compressor quantizes one Linear per expert and stores them so (``experts.N.w1.weight_packed``, or, repacked,
+    dense fused weights with stacked scales); transformers' fused experts take neither, and a reload would initialize
+    the experts at random. Refused until a loader takes them; GGUF and the pruning methods reload fine.
+    """
+    if moe_blocks(model):
+        raise HFCompressError(
+            f"{method} of a mixture-of-experts model ({architecture_name(model)}) is refused: transformers cannot load its "
+            "quantized experts back (they would be re-initialized at random); quantize for llama.cpp with GGUFConfig, "
+            "or shrink it with StructuredPruneConfig(target='experts') or PruneConfig, whose outputs reload"
+        )

@@ -74,7 +74,10 @@ def run_oneshot(model: Any, tokenizer: Any, modifiers: list[Any], calibration: A
     """
     from llmcompressor import oneshot
 
-    kwargs: dict[str, Any] = {}
+    # Every expert of a MoE model sees every calibration token (the routed output goes on), so Wanda and SparseGPT
+    # score a rarely routed expert on real activations: llm-compressor's default today, set so a new default cannot
+    # leave such experts pruned on almost no data.
+    kwargs: dict[str, Any] = {"moe_calibrate_all_experts": True}
     if calibration is not None:
         kwargs.update(
             dataset=calibration.to_dataset(),
@@ -84,7 +87,20 @@ def run_oneshot(model: Any, tokenizer: Any, modifiers: list[Any], calibration: A
         )
     with _config_folder(model), _no_pinning_without_accelerator():
         oneshot(model=model, tokenizer=tokenizer, recipe=modifiers, **kwargs)
+    _repack_experts(model)
     return model
+
+
+def _repack_experts(model: Any) -> None:
+    """Put a MoE model's experts back in transformers' fused 3-D layout after oneshot.
+
+    oneshot turns fused experts into one Linear per expert so it can calibrate and quantize them; saved that way,
+    transformers does not recognise the keys and initializes the experts at random on reload. llm-compressor's own
+    ``repack_moe`` restores the fused modules (with their quantization parameters stacked)."""
+    from llmcompressor.modeling.moe.linearize import get_linearized_moes, repack_moe
+
+    if get_linearized_moes(model):
+        repack_moe(model)
 
 
 def save_compressed(model: Any, out_dir: Path) -> None:

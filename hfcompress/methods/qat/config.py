@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Union
 from ...config import CompressionConfig, check_group_size, check_positive_ints, option, register_config
 from ...errors import HFCompressError
 from ..distill.config import list_placeholder
-from ..layers import resolve_group_size
+from ..layers import refuse_quantized_moe, resolve_group_size
 from ..quantization.config import check_observer
 
 BITS = (8, 4, 3, 2, "ternary")
@@ -137,4 +137,5 @@ class QATConfig(CompressionConfig):
         return resolve_group_size(self.group_size, model, self.ignore)
 
     def validate_for_model(self, model: Any) -> None:
+        refuse_quantized_moe(model, "quantization-aware training")
         self.resolved_group_size(model)

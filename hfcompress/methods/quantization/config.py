@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Union
 
 from ...config import CompressionConfig, check_bits, check_fraction, check_group_size, option, register_config
 from ...errors import HFCompressError
-from ..layers import resolve_group_size
+from ..layers import refuse_quantized_moe, resolve_group_size
 
 # Weight observers (how each group's scale and zero point are chosen), by our name -> llm-compressor's.
 OBSERVERS = {"minmax": None, "mse": "memoryless_mse", "imatrix_mse": "imatrix_mse"}
@@ -79,6 +79,7 @@ class RTNConfig(QuantizationConfig):
         return self.observer == "imatrix_mse"
 
     def validate_for_model(self, model: Any) -> None:
+        refuse_quantized_moe(model, self.kind.upper())
         self.resolved_group_size(model)
 
     def resolved_group_size(self, model: Any) -> int | None:
@@ -132,6 +133,7 @@ class GPTQConfig(QuantizationConfig):
             raise HFCompressError(f"block_size={self.block_size} must be a positive integer such as 128")
 
     def validate_for_model(self, model: Any) -> None:
+        refuse_quantized_moe(model, self.kind.upper())
         self.resolved_group_size(model)
 
     @property
@@ -172,6 +174,7 @@ class AWQConfig(QuantizationConfig):
                                   f"{' with duo_scaling' if self.duo_scaling else ''} (20 is AWQ's default)")
 
     def validate_for_model(self, model: Any) -> None:
+        refuse_quantized_moe(model, self.kind.upper())
         self.resolved_group_size(model)
 
     @property

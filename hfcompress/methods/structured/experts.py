@@ -27,21 +27,9 @@ from typing import Any
 
 from ...errors import HFCompressError
 from ..activations import run_calibration
-from ..layers import architecture_name, decoder_layers
+from ..layers import architecture_name, decoder_layers, moe_blocks
 
 EXPERT_COUNT_NAMES = ("num_local_experts", "num_experts")
-
-
-def moe_blocks(model: Any) -> list[Any]:
-    """The sparse MoE blocks (a router ``gate`` and 3-D ``experts``) of the decoder layers, in order."""
-    blocks = []
-    for layer in decoder_layers(model) or []:
-        block = getattr(layer, "mlp", None)
-        experts, gate = getattr(block, "experts", None), getattr(block, "gate", None)
-        if experts is not None and gate is not None and hasattr(experts, "gate_up_proj") and hasattr(experts, "down_proj") \
-                and getattr(getattr(gate, "weight", None), "dim", lambda: 0)() == 2:
-            blocks.append(block)
-    return blocks
 
 
 def expert_counts(model: Any) -> tuple[int, int]:
