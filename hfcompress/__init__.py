@@ -13,7 +13,7 @@ from .bench import EvalSettings
 from .config import CompressionConfig
 from .errors import HFCompressError
 from .grid import grid_to_yaml, load_grid, run_grid
-from .methods.architecture import GQAConfig
+from .methods.architecture import GQAConfig, ShareLayersConfig
 from .methods.distill import DistillConfig
 from .methods.gguf import GGUFConfig
 from .methods.lowrank import LowRankConfig
@@ -37,6 +37,7 @@ __all__ = [
     "LowRankConfig",
     "GGUFConfig",
     "GQAConfig",
+    "ShareLayersConfig",
     "EvalSettings",
     "load_recipe",
     "load_grid",
