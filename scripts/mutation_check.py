@@ -110,6 +110,23 @@ BREAKAGES = [
     Breakage("experts-keep-least-important", "expert pruning keeping the experts that contribute least",
              [("hfcompress/methods/structured/experts.py", "key=lambda e: (-float(score[e]), e))", "key=lambda e: (float(score[e]), e))")],
              ["tests/test_structured.py::test_reap_importance_keeps_the_experts_that_contribute"]),
+    Breakage("moe-experts-not-repacked", "a pruned MoE saved with llm-compressor's per-expert Linears (random experts on reload)",
+             [("hfcompress/methods/backends/llmcompressor.py", "    _repack_experts(model)\n    return model", "    return model")],
+             ["tests/test_quantization.py::test_mixture_of_experts_models_prune_and_reload_but_compressed_tensors_quantization_is_refused"]),
+    Breakage("neurons-width-not-rounded", "structured neurons keeping the exact ratio's width (a GGUF step then leaves F16 rows)",
+             [("hfcompress/methods/structured/plan.py", 'if config.target == "neurons" and config.count is None and multiple > 1:',
+               "if False:")],
+             ["tests/test_structured.py::test_the_kept_mlp_width_is_rounded_to_whole_quantization_blocks"]),
+    Breakage("step-cost-not-counted", "a step's parameters after it recorded as the parameters before it",
+             [("hfcompress/api.py", "parameters_before, count_parameters(self.model)))", "parameters_before, parameters_before))")],
+             ["tests/test_pipelines.py::test_the_card_says_what_each_step_of_a_pipeline_cost"]),
+    Breakage("task-file-scores-any-answer", "a task file scored as right whatever the model generates",
+             [("hfcompress/bench/tasks.py", "correct += results[0][1]", "correct += True")],
+             ["tests/test_tasks.py::test_a_task_file_scores_the_share_of_responses_greedy_decoding_gives"]),
+    Breakage("adapter-not-merged", "a PEFT adapter given as the model loaded as its bare base (the adapter dropped)",
+             [("hfcompress/loading.py", "merged = PeftModel.from_pretrained(loaded.model, str(folder)).merge_and_unload()",
+               "merged = loaded.model")],
+             ["tests/test_peft.py::test_an_adapter_folder_is_merged_compressed_and_recorded"]),
 ]
 
 
