@@ -42,7 +42,7 @@ from .loading import resolve_source
 from .methods.layers import count_parameters
 from .methods.registry import AfterStepHook, CompressionAdapter, PlainSave, StepContext, StepResult, resolve_adapters
 from .publish import push_folder, write_model_card
-from .recipe import as_recipe, recipe_to_dicts, recipe_to_yaml
+from .recipe import as_recipe, expand_recipe, recipe_to_dicts, recipe_to_yaml
 
 logger = logging.getLogger("hfcompress")
 
@@ -160,11 +160,14 @@ class CompressedModel:
             raise HFCompressError(f"calibration must be 'default', a text file path, a datasets id or a list of strings, "
                                   f"not {type(calibration).__name__} (decode bytes first: calibration=[data.decode()])")
 
-        check_recipe_order(steps)
+        # The steps that run: a config may expand into several (a gradual pruning's stages and their fine-tuning),
+        # each checked, run and recorded as a step of its own; the recipe stays as written (saved, reproduced).
+        runs = expand_recipe(steps)
+        check_recipe_order(runs)
         _seed_everything(seed)
         # Resolve every adapter first, so a missing backend fails before minutes of loading and work.
-        adapters = resolve_adapters(steps, backend)
-        _check_fits_in_memory(model, steps, dtype=dtype, device_map=device_map)
+        adapters = resolve_adapters(runs, backend)
+        _check_fits_in_memory(model, runs, dtype=dtype, device_map=device_map)
         loaded = load_model(model, revision=revision, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code,
                             adapter_base=base_model)
         quantized = (getattr(loaded.model.config, "quantization_config", None) or {})
@@ -175,7 +178,7 @@ class CompressedModel:
                 f"{steps[0].kind} needs full-precision weights: "
                 "compress its base model instead (its hfcompress.json names it), or re-export it with a GGUF step"
             )
-        for step in steps:
+        for step in runs:
             step.validate_for_model(loaded.model)
         if base_model is not None and not base_is_folder:
             loaded.source.hub_id = base_model
@@ -184,13 +187,13 @@ class CompressedModel:
                                   "pass the Hub id the model came from, such as 'HuggingFaceTB/SmolLM2-135M'")
 
         calib: CalibrationData | None = None
-        if any(step.needs_calibration for step in steps):
+        if any(step.needs_calibration for step in runs):
             calib = load_calibration(calibration, loaded.tokenizer, num_samples=num_samples, seq_len=seq_len, seed=seed)
             logger.info("calibration: %s, %d samples x %d tokens", calib.description, len(calib.input_ids), seq_len)
 
         cm = cls(loaded.model, loaded.tokenizer, source=loaded.source, recipe=steps,
                  calibration=calib.summary() if calib else None, seed=seed)
-        cm._run(steps, adapters, calib)
+        cm._run(runs, adapters, calib)
         return cm
 
     def _run(self, steps: list[CompressionConfig], adapters: list[CompressionAdapter], calib: CalibrationData | None) -> None:

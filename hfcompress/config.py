@@ -130,12 +130,23 @@ class CompressionConfig:
         return False
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict with ``kind`` first; JSON- and YAML-safe."""
+        """A plain dict with ``kind`` first; JSON- and YAML-safe (a config held in a field, such as a gradual
+        pruning's ``finetune``, is written as its own dict, which ``from_dict`` of the holder reads back)."""
         out: dict[str, Any] = {"kind": self.kind}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if isinstance(value, CompressionConfig):
+                value = value.to_dict()
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
+
+    def expand(self) -> list["CompressionConfig"]:
+        """The steps this config runs as: itself, or several steps of its own (a gradual pruning's stages).
+
+        The recipe keeps the config as written (saved, shown on the card, re-run by ``reproduce``); the run
+        records one step per expanded config. Override to run as more than one step.
+        """
+        return [self]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CompressionConfig":
@@ -159,9 +170,10 @@ class CompressionConfig:
         """One short line of the options that differ from the defaults, e.g. ``gptq(bits=4, group_size=64)``."""
         defaults = type(self)()
         changed = [
-            f"{f.name}={getattr(self, f.name)!r}"
+            # A config held in a field (a gradual pruning's finetune) is described the same short way.
+            f"{f.name}={value.describe() if isinstance(value, CompressionConfig) else repr(value)}"
             for f in dataclasses.fields(self)
-            if getattr(self, f.name) != getattr(defaults, f.name)
+            if (value := getattr(self, f.name)) != getattr(defaults, f.name)
         ]
         return f"{self.kind}({', '.join(changed)})"
 

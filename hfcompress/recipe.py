@@ -65,6 +65,23 @@ def as_recipe(recipe: Any) -> list[CompressionConfig]:
     raise HFCompressError(f"recipe must be a config, a list of configs or a YAML path, not {type(recipe).__name__}")
 
 
+def expand_recipe(recipe: Sequence[CompressionConfig]) -> list[CompressionConfig]:
+    """The steps a recipe runs, in order: each config's ``expand()`` (a gradual pruning becomes its stages, each
+    followed by its fine-tuning step), every other config as it is.
+
+    The recipe itself stays as written: it is what hfcompress.json and recipe.yaml record and ``reproduce``
+    re-runs, while each expanded step gets its own record in the step table.
+
+    Example:
+        >>> import hfcompress as hfc
+        >>> gradual = hfc.PruneConfig(method="magnitude", sparsity=0.7, schedule="gradual", stages=2,
+        ...                           finetune=hfc.DistillConfig(steps=5))
+        >>> [(step.kind, getattr(step, "sparsity", None)) for step in expand_recipe([gradual])]
+        [('prune', 0.6125), ('distill', None), ('prune', 0.7), ('distill', None)]
+    """
+    return [expanded for step in recipe for expanded in step.expand()]
+
+
 def recipe_to_dicts(recipe: Sequence[CompressionConfig]) -> list[dict[str, Any]]:
     """The recipe as a list of ``{"kind": ..., **options}`` dicts (what hfcompress.json stores)."""
     return [step.to_dict() for step in recipe]

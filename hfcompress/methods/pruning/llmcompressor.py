@@ -23,6 +23,7 @@ from ..layers import target_linear_layers
 from ..registry import StepContext, StepResult
 from .config import PruneConfig
 from .magnitude import PruneAdapter
+from .masks import SparsityMask
 
 
 class LLMCompressorPruning(PruneAdapter, LLMCompressorAdapter):
@@ -30,8 +31,14 @@ class LLMCompressorPruning(PruneAdapter, LLMCompressorAdapter):
 
     pruning_methods = ("wanda", "sparsegpt")
 
-    def modifiers(self, model: Any, config: PruneConfig) -> list[Any]:
-        """The llm-compressor modifier equivalent to ``config``."""
+    def modifiers(self, model: Any, config: PruneConfig, *, pruned_before: bool = False) -> list[Any]:
+        """The llm-compressor modifier equivalent to ``config``.
+
+        ``pruned_before``: the model holds an earlier step's zeros (a gradual pruning's later stage). SparseGPT then
+        extends that mask (``preserve_sparsity_mask``) instead of choosing afresh: its error compensation leaves the
+        earlier zeros out, where it would otherwise move them and have them zeroed again afterwards, uncompensated.
+        Wanda needs nothing: a zero weight scores 0, so it is pruned again first.
+        """
         targets = target_linear_layers(model, config.ignore)
         # llm-compressor names a target Linear "<name>." (a trailing dot): match ours with an anchored regex.
         ignore = [f"re:^{re.escape(name)}\\.?$" for name in target_linear_layers(model, ()) if name not in targets]
@@ -47,9 +54,11 @@ class LLMCompressorPruning(PruneAdapter, LLMCompressorAdapter):
             return [WandaPruningModifier(**common)]
         from llmcompressor.modifiers.pruning.sparsegpt import SparseGPTModifier
 
-        return [SparseGPTModifier(**common, block_size=config.block_size, dampening_frac=config.dampening_frac)]
+        return [SparseGPTModifier(**common, block_size=config.block_size, dampening_frac=config.dampening_frac,
+                                  preserve_sparsity_mask=pruned_before)]
 
     def compress(self, model: Any, tokenizer: Any, config: CompressionConfig, context: StepContext) -> StepResult:
         self.expect(config, PruneConfig)
-        run_oneshot(model, tokenizer, self.modifiers(model, config), context.calibration)
-        return self.result(model, config)
+        pruned_before = any(isinstance(hold, SparsityMask) for hold in context.holds)
+        run_oneshot(model, tokenizer, self.modifiers(model, config, pruned_before=pruned_before), context.calibration)
+        return self.result(model, config, context)

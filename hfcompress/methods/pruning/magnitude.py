@@ -37,13 +37,30 @@ class PruneAdapter(CompressionAdapter):
     def supports(self, config: CompressionConfig) -> bool:
         return isinstance(config, PruneConfig) and config.method in self.pruning_methods
 
-    def result(self, model: Any, config: PruneConfig) -> StepResult:
-        """The step's result: measured sparsity, the storage note, and the mask kept for later steps."""
+    def result(self, model: Any, config: PruneConfig, context: StepContext) -> StepResult:
+        """The step's result: measured sparsity, the storage note, and the mask kept for later steps.
+
+        When earlier steps pruned the model (a gradual pruning's earlier stages), their zeros are put back before
+        anything is measured: pruning an already-pruned model never revives a weight, so the masks are nested. Wanda
+        and magnitude pick the zeros first anyway (their score is 0); SparseGPT's error compensation updates weights
+        it has not pruned yet, earlier zeros included, and would refill some. The new mask then holds the earlier
+        ones, which stop holding the layers it covers, so a model pruned in k stages keeps one mask, not k.
+        """
         layers = target_linear_layers(model, config.ignore)
+        earlier = [hold for hold in context.holds if isinstance(hold, SparsityMask)]
+        revived = 0
+        for hold in earlier:
+            report = hold.restore(model)
+            revived += (report or {}).get("refilled_weights_zeroed", 0)
         info = {"method": config.method, "pattern": config.pattern, "target_sparsity": round(config.sparsity, 6)}
         info.update(sparsity_report(model, config))
+        if earlier:
+            info["earlier_zeros_revived_and_zeroed"] = revived
         info["storage"] = DENSE_STORAGE_NOTE
-        return StepResult(model, info, hold=SparsityMask.of(layers))
+        mask = SparsityMask.of(layers)
+        for hold in earlier:
+            hold.hand_over(mask)
+        return StepResult(model, info, hold=mask)
 
 
 class TorchMagnitudePruning(PruneAdapter):
@@ -64,4 +81,4 @@ class TorchMagnitudePruning(PruneAdapter):
         with torch.no_grad():
             for layer in tqdm(layers.values(), desc="magnitude pruning", unit="layer", disable=not context.progress):
                 layer.weight.masked_fill_(magnitude_mask(layer.weight, config.sparsity, nm), 0)
-        return self.result(model, config)
+        return self.result(model, config, context)

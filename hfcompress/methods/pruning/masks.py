@@ -91,6 +91,12 @@ class SparsityMask(AfterStepHook):
         """The mask of each layer's current zeros."""
         return cls([(layer, layer.weight.detach() == 0) for layer in layers.values()])
 
+    def hand_over(self, successor: "SparsityMask") -> None:
+        """Stop holding the modules ``successor`` holds: it was taken after this mask was restored, so its zeros
+        include these (a later pruning stage's mask is a superset of the earlier stages')."""
+        covered = {id(module) for module, _ in successor.masks}
+        self.masks = [(module, mask) for module, mask in self.masks if id(module) not in covered]
+
     def _live(self, model: Any) -> list[tuple[Any, Any]]:
         present = {id(m) for m in model.modules()}
         self.masks = [(m, mask) for m, mask in self.masks
