@@ -124,6 +124,8 @@ class CompressedModel:
         device_map: Any = None,
         trust_remote_code: bool = False,
         base_model: str | None = None,
+        max_memory: dict[Any, Any] | None = None,
+        offload_folder: str | os.PathLike | None = None,
     ) -> "CompressedModel":
         """Load ``model`` and apply ``recipe``; or reload a saved variant when ``model`` is one and no recipe is given.
 
@@ -138,6 +140,11 @@ class CompressedModel:
                 (it is recorded in hfcompress.json and is the card's ``base_model``). When ``model`` is a PEFT adapter
                 (adapter_config.json), the base to load under it instead of the one its config names: a Hub id or a
                 local folder.
+            max_memory, offload_folder: compress a model larger than memory layer by layer: at most ``max_memory``
+                (transformers' form, e.g. ``{"cpu": "4GiB"}``) of the weights stay in memory, the rest wait in
+                ``offload_folder`` (default: a temp folder under hfcompress's cache) and llm-compressor's sequential
+                pipeline brings one decoder layer in at a time. For the llm-compressor methods (RTN, GPTQ, AWQ,
+                Wanda, SparseGPT); the others need the whole model in memory and refuse it.
         """
         steps = as_recipe(recipe)
         base_is_folder = isinstance(base_model, (str, os.PathLike)) and Path(os.fspath(base_model)).expanduser().is_dir()
@@ -167,9 +174,13 @@ class CompressedModel:
         _seed_everything(seed)
         # Resolve every adapter first, so a missing backend fails before minutes of loading and work.
         adapters = resolve_adapters(runs, backend)
-        _check_fits_in_memory(model, runs, dtype=dtype, device_map=device_map)
+        offloaded = max_memory is not None or offload_folder is not None
+        if offloaded:
+            _check_layer_by_layer(runs, adapters)
+        else:
+            _check_fits_in_memory(model, runs, dtype=dtype, device_map=device_map)
         loaded = load_model(model, revision=revision, dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code,
-                            adapter_base=base_model)
+                            adapter_base=base_model, max_memory=max_memory, offload_folder=offload_folder)
         quantized = (getattr(loaded.model.config, "quantization_config", None) or {})
         quantized = quantized.get("quant_method") if isinstance(quantized, dict) else getattr(quantized, "quant_method", None)
         if quantized and steps and not steps[0].follows_quantization:
@@ -448,6 +459,16 @@ def _checkpoint_parameters(folder: Path) -> int | None:
                     count *= dim
                 total += count
     return total
+
+
+def _check_layer_by_layer(steps: Sequence[CompressionConfig], adapters: Sequence[CompressionAdapter]) -> None:
+    """Refuse, before loading, a step that cannot work on a model whose weights wait on disk (``max_memory``)."""
+    for step, adapter in zip(steps, adapters):
+        if not adapter.compresses_layer_by_layer:
+            raise HFCompressError(
+                f"{step.kind} via {adapter.name} needs the whole model in memory, so it cannot run with max_memory/"
+                "offload_folder (layer by layer: RTN, GPTQ, AWQ, Wanda and SparseGPT via llm-compressor); drop "
+                "max_memory, or run this step on a machine that holds the model")
 
 
 def _check_fits_in_memory(model: Any, steps: Sequence[CompressionConfig], *, dtype: Any = "auto",

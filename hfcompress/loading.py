@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -481,6 +482,8 @@ def load_model(
     device_map: Any = None,
     trust_remote_code: bool = False,
     adapter_base: str | os.PathLike | None = None,
+    max_memory: dict[Any, Any] | None = None,
+    offload_folder: str | os.PathLike | None = None,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer from any source hfcompress accepts.
 
@@ -491,13 +494,19 @@ def load_model(
     one adapter_config.json names) and merges the adapter (peft's ``merge_and_unload``); ``revision`` is the
     adapter's. A recorded ``ModelSource`` loads the same base again, with its adapter when it had one.
 
+    ``max_memory`` (e.g. ``{"cpu": "4GiB"}``) keeps at most that much of the weights in memory and the rest in
+    ``offload_folder`` on disk (``device_map="auto"``): the model loads under compressed-tensors' offloading, whose
+    modules llm-compressor's sequential pipeline brings into memory one decoder layer at a time, so a model larger
+    than memory is calibrated and compressed layer by layer.
+
     Example:
         >>> loaded = load_model("HuggingFaceTB/SmolLM2-135M")          # doctest: +SKIP
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    options = dict(dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code)
+    options = dict(dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code, max_memory=max_memory,
+                   offload_folder=offload_folder)
     if isinstance(model, ModelSource):
         base = replace(model, adapter=None)
         if model.adapter is None:
@@ -518,6 +527,39 @@ def load_model(
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": trust_remote_code}
     if device_map is not None:
         kwargs["device_map"] = device_map
+    offloading = contextlib.nullcontext()
+    if max_memory is not None or offload_folder is not None:
+        if source.kind == "gguf":
+            raise HFCompressError("max_memory/offload_folder cannot load a .gguf file layer by layer (transformers "
+                                  "dequantizes it whole); convert it to a safetensors folder first")
+        from compressed_tensors.offload import load_offloaded_model
+
+        kwargs.update(device_map=device_map or "auto", max_memory=max_memory,
+                      offload_folder=str(offload_folder or _default_offload_folder()))
+        offloading = load_offloaded_model(AutoModelForCausalLM)
+
+    with offloading:
+        lm, tokenizer = _load_source(source, kwargs, trust_remote_code, revision)
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    lm.eval()
+    return LoadedModel(lm, tokenizer, source)
+
+
+def _default_offload_folder() -> Path:
+    """A fresh folder under hfcompress's cache for weights offloaded to disk, removed when the process exits."""
+    import atexit
+
+    root = cache_dir() / "offload"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="weights-", dir=root))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def _load_source(source: ModelSource, kwargs: dict[str, Any], trust_remote_code: bool, revision: str | None) -> tuple[Any, Any]:
+    """The model and tokenizer of a resolved source (embedded, .gguf, folder or Hub id)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if source.kind == "embedded":
         folder = embedded_model_dir()
@@ -541,11 +583,7 @@ def load_model(
         check_causal_lm(getattr(lm.config, "architectures", None), source.model_id)
         source.revision = getattr(lm.config, "_commit_hash", None) or revision
         source.path = _hub_snapshot_dir(lm)
-
-    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
-        tokenizer.pad_token = tokenizer.eos_token
-    lm.eval()
-    return LoadedModel(lm, tokenizer, source)
+    return lm, tokenizer
 
 
 def load_tokenizer(source: ModelSource) -> Any:

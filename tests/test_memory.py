@@ -145,3 +145,30 @@ def test_evaluate_keeps_one_model_in_memory_while_it_measures_the_reloaded_varia
     assert result.settings["measured"] == "saved folder, reloaded"
     assert all(p is tensors[name] for name, p in cm.model.named_parameters())  # the same tensors, put back
     assert torch.equal(_logits(cm.model, ids), before)
+
+
+@pytest.mark.parametrize("recipe", [hfc.GPTQConfig(bits=4, group_size=32), hfc.PruneConfig(method="wanda", sparsity=0.5)],
+                         ids=["gptq", "wanda"])
+def test_a_model_offloaded_to_disk_compresses_layer_by_layer_to_the_same_variant(tiny_texts, tmp_path, recipe):
+    from transformers import AutoModelForCausalLM
+
+    from hfcompress.testing import build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "tiny", hidden=128, intermediate=256, layers=4)
+    ids = torch.tensor([[1, 5, 9, 30, 2, 7, 11, 3]])
+    options = dict(recipe=recipe, calibration=tiny_texts, num_samples=4, seq_len=32)
+    in_memory = hfc.CompressedModel.from_pretrained(str(folder), **options).save_pretrained(tmp_path / "in-memory", card=False)
+    offload = tmp_path / "offload"
+    # 100 kB of weights in memory: the embeddings and every decoder layer wait on disk until the pipeline needs them.
+    cm = hfc.CompressedModel.from_pretrained(str(folder), max_memory={"cpu": 100_000}, offload_folder=offload, **options)
+    assert len(list(offload.glob("*.safetensors"))) >= 4 * 7  # at least every decoder Linear was written out
+    layer_by_layer = cm.save_pretrained(tmp_path / "layer-by-layer", card=False)
+    torch.testing.assert_close(_logits(AutoModelForCausalLM.from_pretrained(layer_by_layer), ids),
+                               _logits(AutoModelForCausalLM.from_pretrained(in_memory), ids), rtol=0, atol=1e-5)
+
+
+def test_a_step_that_needs_the_whole_model_refuses_offloading_in_one_line(tiny_llama_dir):
+    with pytest.raises(HFCompressError, match="structured_prune via torch needs the whole model in memory") as err:
+        hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.StructuredPruneConfig(ratio=0.25),
+                                            max_memory={"cpu": "1GB"})
+    assert "\n" not in str(err.value)

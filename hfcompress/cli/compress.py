@@ -73,6 +73,9 @@ def add_compress_parser(sub: Any) -> None:
     p.add_argument("--backend", default="auto", help="adapter name, or 'auto' (default)")
     p.add_argument("--evaluate", action="store_true", help="benchmark against the base model and write results.json")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--max-memory", help="keep at most this much of the weights in memory, e.g. 4GiB, the rest on disk: "
+                   "a model larger than memory is compressed layer by layer (RTN, GPTQ, AWQ, Wanda, SparseGPT)")
+    p.add_argument("--offload-folder", help="where --max-memory puts the other weights (default: a temp folder)")
     add_calibration_args(p)
 
 
@@ -103,6 +106,8 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         seq_len=args.seq_len,
         seed=args.seed,
         trust_remote_code=args.trust_remote_code,
+        max_memory={"cpu": args.max_memory} if args.max_memory else None,
+        offload_folder=args.offload_folder,
     )
     return _evaluate_and_save(cm, args)
 

@@ -120,6 +120,8 @@ class CompressionAdapter:
         save_format: what ``save`` writes (``"safetensors"``, ``"compressed-tensors"``, ``"gptq"``, ...).
         load_requires: pip packages a user needs to load the saved folder in plain transformers.
         priority: lower runs first when ``backend="auto"``.
+        compresses_layer_by_layer: whether ``compress`` works on a model whose weights wait on disk (``max_memory``):
+            the backend brings one decoder layer into memory at a time.
     """
 
     name: ClassVar[str] = ""
@@ -132,6 +134,7 @@ class CompressionAdapter:
     priority: ClassVar[int] = 100
     #: Whether the saved folder gets the tokenizer's files (a GGUF file carries its own tokenizer).
     writes_tokenizer: ClassVar[bool] = True
+    compresses_layer_by_layer: ClassVar[bool] = False
 
     # -- environment -------------------------------------------------------------------------------
     def unavailable_reason(self) -> str | None:

@@ -124,7 +124,9 @@ def save_compressed(model: Any, out_dir: Path) -> None:
         # oneshot may have wrapped save_pretrained on another (copied) instance: wrap it on this model itself.
         model.__dict__.pop("save_pretrained", None)
         modify_save_pretrained(model)
-        model.save_pretrained(out_dir, save_compressed=True, safe_serialization=True)
+        # Shards of at most 5 GB (transformers 5 writes 50 GB ones): a model offloaded to disk is gathered one shard
+        # at a time, so the shard, not the model, must fit in memory.
+        model.save_pretrained(out_dir, save_compressed=True, safe_serialization=True, max_shard_size="5GB")
     finally:
         for module, parameters, buffers, status, fmt in held:
             module._parameters.clear()
@@ -148,6 +150,8 @@ class LLMCompressorAdapter(CompressionAdapter):
     name = "llmcompressor"
     required_packages = ("llmcompressor", "compressed_tensors")
     priority = 10
+    # oneshot's sequential pipeline onloads one decoder layer at a time from compressed-tensors' offload.
+    compresses_layer_by_layer = True
 
 
 def calibration_from_texts(tokenizer: Any, texts: list[str], seq_len: int = 64) -> Any:

@@ -53,6 +53,7 @@ class TorchQAT(LLMCompressorAdapter):
     methods = ("qat",)
     required_packages = ("llmcompressor", "compressed_tensors", "transformers", "accelerate")
     save_format = "compressed-tensors"
+    compresses_layer_by_layer = False  # training updates every layer at each step: the whole model in memory
     load_requires = ("compressed-tensors",)
 
     def compress(self, model: Any, tokenizer: Any, config: CompressionConfig, context: StepContext) -> StepResult:
