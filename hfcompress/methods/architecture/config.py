@@ -85,7 +85,10 @@ class ShareLayersConfig(CompressionConfig):
     unique parameters and its file size. Nothing gets faster: every layer still runs, so the compute per token and
     the KV cache are those of the base. The shared weights start as the group's mean (``init="mean"``) or its first
     layer's (``"first"``); either way the model needs distillation afterwards (``[ShareLayersConfig(), DistillConfig()]``
-    trains the shared tensors once, with every layer's gradient). Saved with ``modeling_shared_layers.py``, it loads
+    trains the shared tensors once, with every layer's gradient). Measured on SmolLM2-135M, every=2
+    (benchmarks/results/share_layers.json): 134.5 -> 81.4 M unique parameters and 538 -> 326 MB (x0.605; the
+    embeddings are not shared), perplexity x9.1e6 of the base with the mean, x3.1e8 with the first layer's, x223 and
+    x326 after 30 short distillation steps: a shared model needs a real training run. Saved with ``modeling_shared_layers.py``, it loads
     with ``AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=True)``.
 
     Example:

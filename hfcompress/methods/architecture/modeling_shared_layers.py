@@ -60,6 +60,8 @@ def decoder_layers_with_prefix(model: torch.nn.Module) -> tuple[str, Any]:
 
 def layer_ties(model: torch.nn.Module, groups: list[list[int]]) -> dict[str, str]:
     """``{target: source}`` full parameter names: every layer of a group points at the group's first (lowest) layer."""
+    if not groups:
+        return {}
     prefix, layers = decoder_layers_with_prefix(model)
     ties: dict[str, str] = {}
     for group in groups:

@@ -66,7 +66,10 @@ class SharedLayersHold(AfterStepHook):
     def restore(self, model: Any) -> dict[str, Any] | None:
         import torch
 
-        ties = modeling_shared_layers.layer_ties(model, getattr(model.config, modeling_shared_layers.GROUPS_FIELD, None) or [])
+        groups = getattr(getattr(model, "config", None), modeling_shared_layers.GROUPS_FIELD, None)
+        if not groups:  # a later step handed on another model (a GGUF file's reader, a separate student)
+            return None
+        ties = modeling_shared_layers.layer_ties(model, groups)
         retied = 0
         for target, source in ties.items():
             target_param, source_param = model.get_parameter(target), model.get_parameter(source)
