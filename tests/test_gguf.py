@@ -133,6 +133,16 @@ def test_earlier_steps_carry_over_into_the_file(tiny_llama, tmp_path):
     ids = torch.randint(3, 2000, (1, 16))
     factored = hfc.CompressedModel.from_pretrained(str(tiny_llama), recipe=hfc.LowRankConfig(rank=32, activation_aware=False))
     torch.testing.assert_close(_logits(low_rank.model, ids), _logits(factored.model, ids), rtol=2e-2, atol=2e-2)
+    # Shared layers: llama.cpp has no tied decoder layers, so each layer gets its own copy of the shared weights.
+    shared = hfc.CompressedModel.from_pretrained(str(tiny_llama), recipe=[hfc.ShareLayersConfig(every=2), hfc.GGUFConfig(quant="F16")])
+    shared_file = shared.save_pretrained(tmp_path / "shared") / shared.steps[1].info["gguf_file"]
+    assert shared.steps[1].info["shared_layers_copied"] > 0
+    layers = shared.model.config.num_hidden_layers
+    assert llamacpp.file_metadata(shared_file)["llama.block_count"] == layers
+    from transformers import AutoModelForCausalLM
+
+    reread = AutoModelForCausalLM.from_pretrained(str(shared_file.parent), gguf_file=shared_file.name, dtype=torch.float32).eval()
+    torch.testing.assert_close(_logits(reread, ids), _logits(shared.model, ids), rtol=2e-2, atol=2e-2)
 
 
 def test_what_cannot_work_is_one_line(tiny_llama, tmp_path, monkeypatch):

@@ -223,7 +223,7 @@ def _upload(api: Any, token: str, folder: Path, repo_id: str, *, revision: str |
 # Files hfcompress writes into a variant: on a re-push, remote ones the folder no longer has are stale (old
 # weight shards, results of an earlier benchmark) and are deleted. Anything else in the repo is left alone.
 MANAGED_FILES = ("*.safetensors", "*.safetensors.index.json", "*.gguf", "results.json", "recipe.yaml",
-                 ".eval_results/hfcompress*.yaml", "modeling_lowrank.py")
+                 ".eval_results/hfcompress*.yaml", "modeling_lowrank.py", "modeling_shared_layers.py")
 # Written by hfcompress with local paths inside (base model folder, calibration file, reproduce command).
 _PATH_BEARING = ("hfcompress.json", "results.json")
 _LOCAL_PATH = re.compile(r"(?<![\w:/.~-])(~?/[^\s'\"]+)")

@@ -67,10 +67,11 @@ def dense_folder(model: Any, tokenizer: Any, save_model: Callable[[Any, Path], N
     config = json.loads((staged / "config.json").read_text(encoding="utf-8"))
     quantized = (config.get("quantization_config") or {}).get("quant_method")
     low_rank = bool(config.get("low_rank_layers"))
-    if not quantized and not low_rank:
+    shared = bool(config.get("shared_layer_groups"))
+    if not quantized and not low_rank and not shared:
         staged.rename(target)
     else:
-        kwargs: dict[str, Any] = {"dtype": torch.float32, "trust_remote_code": low_rank}
+        kwargs: dict[str, Any] = {"dtype": torch.float32, "trust_remote_code": low_rank or shared}
         if quantized == "compressed-tensors":
             from transformers import CompressedTensorsConfig
 
@@ -82,6 +83,8 @@ def dense_folder(model: Any, tokenizer: Any, save_model: Callable[[Any, Path], N
         dense = AutoModelForCausalLM.from_pretrained(staged, **kwargs)
         if low_rank:
             undone["low_rank_merged"] = _merge_low_rank(dense)
+        if shared:
+            undone["shared_layers_copied"] = _untie_shared_layers(dense)
         if quantized:
             _strip_quantization(dense)
         type(dense).save_pretrained(dense, target, safe_serialization=True)
@@ -105,6 +108,29 @@ def _strip_quantization(model: Any) -> None:
         model.hf_quantizer.remove_quantization_config(model)
     if hasattr(model.config, "quantization_config"):
         delattr(model.config, "quantization_config")
+
+
+def _untie_shared_layers(model: Any) -> int:
+    """Give every decoder layer its own copy of its weights and go back to the base class; the tensors copied.
+
+    llama.cpp has no tied decoder layers: the GGUF file holds every layer's weights, so layer sharing saves nothing
+    there (the step records what it undid)."""
+    copied = 0
+    for layer in model.model.layers:
+        for module in layer.modules():
+            for name, parameter in list(module._parameters.items()):
+                if parameter is not None:
+                    module._parameters[name] = type(parameter)(parameter.detach().clone(), parameter.requires_grad)
+                    copied += 1
+    base = next(c for c in type(model).__mro__[1:] if c.__module__.startswith("transformers."))
+    model.__class__ = base
+    for key in ("auto_map", "shared_layer_groups"):
+        if hasattr(model.config, key):
+            delattr(model.config, key)
+    model.config.architectures = [base.__name__]
+    # The layer ties were recorded at init; recompute them for the base class (only its own ties, e.g. embeddings).
+    model.all_tied_weights_keys = model.get_expanded_tied_weights_keys(all_submodels=True)
+    return copied
 
 
 def _merge_low_rank(model: Any) -> int:
