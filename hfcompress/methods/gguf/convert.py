@@ -122,12 +122,7 @@ def _untie_shared_layers(model: Any) -> int:
                 if parameter is not None:
                     module._parameters[name] = type(parameter)(parameter.detach().clone(), parameter.requires_grad)
                     copied += 1
-    base = next(c for c in type(model).__mro__[1:] if c.__module__.startswith("transformers."))
-    model.__class__ = base
-    for key in ("auto_map", "shared_layer_groups"):
-        if hasattr(model.config, key):
-            delattr(model.config, key)
-    model.config.architectures = [base.__name__]
+    _back_to_base_class(model, "shared_layer_groups")
     # The layer ties were recorded at init; recompute them for the base class (only its own ties, e.g. embeddings).
     model.all_tied_weights_keys = model.get_expanded_tied_weights_keys(all_submodels=True)
     return copied
@@ -149,10 +144,16 @@ def _merge_low_rank(model: Any) -> int:
         parent_name, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent_name) if parent_name else model, child, dense)
         merged += 1
+    _back_to_base_class(model, "low_rank_layers")
+    return merged
+
+
+def _back_to_base_class(model: Any, custom_key: str) -> None:
+    # A model loaded through its custom modeling file becomes its transformers base class again, and its config
+    # loses what pointed at that file, so the converter and transformers see a plain model.
     base = next(c for c in type(model).__mro__[1:] if c.__module__.startswith("transformers."))
     model.__class__ = base
-    for key in ("auto_map", "low_rank_layers"):
+    for key in ("auto_map", custom_key):
         if hasattr(model.config, key):
             delattr(model.config, key)
     model.config.architectures = [base.__name__]
-    return merged
