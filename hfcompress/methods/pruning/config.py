@@ -62,7 +62,14 @@ def cubic_sparsities(final: float, stages: int) -> list[float]:
 @register_config("prune")
 @dataclass
 class PruneConfig(CompressionConfig):
-    """Unstructured or N:M weight pruning of Linear layers (magnitude, Wanda or SparseGPT)."""
+    """Unstructured or N:M weight pruning of Linear layers (magnitude, Wanda or SparseGPT), at once or gradually.
+
+    Example:
+        >>> from hfcompress import DistillConfig, PruneConfig
+        >>> PruneConfig(method="wanda", sparsity=0.7, schedule="gradual", stages=4,
+        ...             finetune=DistillConfig(steps=25)).stage_sparsities()
+        [0.404687, 0.6125, 0.689062, 0.7]
+    """
 
     method: str = option("Which weights go: 'magnitude' (data-free), 'wanda' or 'sparsegpt' (use calibration data).", default="wanda")
     sparsity: Union[float, None] = option(
