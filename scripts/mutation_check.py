@@ -127,6 +127,13 @@ BREAKAGES = [
              [("hfcompress/loading.py", "merged = PeftModel.from_pretrained(loaded.model, str(folder)).merge_and_unload()",
                "merged = loaded.model")],
              ["tests/test_peft.py::test_an_adapter_folder_is_merged_compressed_and_recorded"]),
+    Breakage("shared-layers-not-tied", "layer sharing that averages into the first layer and leaves the others their own weights",
+             [("hfcompress/methods/architecture/share_layers.py", "        model.tie_weights(recompute_mapping=False)\n", "")],
+             ["tests/test_share_layers.py::test_the_layers_of_a_group_hold_the_same_tensors_with_the_chosen_values"]),
+    Breakage("gradual-as-repeated-oneshot", "a gradual schedule pruning to the final sparsity at its first stage",
+             [("hfcompress/methods/pruning/config.py", "return cubic_sparsities(self.sparsity, self.stages)",
+               "return [self.sparsity] * self.stages")],
+             ["tests/test_gradual_pruning.py::test_a_gradual_run_reaches_every_stage_with_nested_masks_and_trains_without_refilling"]),
 ]
 
 
