@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
+import hfcompress as hfc
+
 from hfcompress.config import CompressionConfig, register_config
 from hfcompress.errors import HFCompressError
 from hfcompress.methods.registry import CompressionAdapter, StepResult, register_adapter
@@ -183,3 +185,15 @@ def test_unknown_grid_keys_fail_at_load_time_before_any_variant_is_compressed(ti
         with pytest.raises(HFCompressError, match="unknown (evaluation|grid) setting"):
             hfc.run_grid(grid, str(tiny_llama_dir), tmp_path / "runs")
     assert CALLS == [] and not (tmp_path / "runs").exists()  # nothing compressed, no runs folder made
+
+
+def test_the_tradeoff_table_counts_every_stage_of_a_gradual_pruning():
+    from hfcompress.bench.report import tradeoff_rows
+
+    finetune = hfc.DistillConfig(steps=5, batch_size=2, seq_len=64)
+    gradual = hfc.PruneConfig(method="magnitude", sparsity=0.7, schedule="gradual", stages=4, finetune=finetune)
+    result = {"variant": {"name": "gradual-70", "recipe": [gradual.to_dict()]},
+              "metrics": {"perplexity": {"value": 30.0, "base": 15.0}}}
+    row, = tradeoff_rows([result])
+    # Four stages, each followed by 5 steps of 2 x 64 tokens: the training is distillation, and it is counted whole.
+    assert row["technique"] == "pruning + distillation" and row["trained tokens"] == 4 * 5 * 2 * 64

@@ -150,6 +150,17 @@ def comparison_markdown(rows: Sequence[dict[str, Any]], *, extra: Sequence[str] 
     return "\n".join([*lines, *notes, *extra]) + "\n"
 
 
+def _steps_run(recipe: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The steps a recorded recipe ran: a gradual pruning counts as its stages and their fine-tuning steps."""
+    from ..errors import HFCompressError
+    from ..recipe import as_recipe, expand_recipe
+
+    try:
+        return [step.to_dict() for step in expand_recipe(as_recipe(list(recipe)))]
+    except (HFCompressError, TypeError, ValueError):  # a recipe of an older or unknown kind: as recorded
+        return list(recipe)
+
+
 def _trained_tokens(recipe: Sequence[dict[str, Any]]) -> int:
     # Tokens a training step goes through: steps x batch x sequence length (an upper bound: rows may be shorter).
     return sum(int(step.get("steps") or 0) * int(step.get("batch_size") or 0) * int(step.get("seq_len") or 0)
@@ -175,7 +186,7 @@ def tradeoff_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         ppl = metrics.get("perplexity", {})
         if not ppl.get("value") or not ppl.get("base"):
             continue
-        recipe = res.get("variant", {}).get("recipe", [])
+        recipe = _steps_run(res.get("variant", {}).get("recipe", []))
         family = " + ".join(step_families(recipe))
         row = {"technique": family, "best variant": res["variant"]["name"], "engine": _engine(res),
                "size ×": metrics.get("size_on_disk", {}).get("ratio"),
