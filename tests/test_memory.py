@@ -172,3 +172,13 @@ def test_a_step_that_needs_the_whole_model_refuses_offloading_in_one_line(tiny_l
         hfc.CompressedModel.from_pretrained(str(tiny_llama_dir), recipe=hfc.StructuredPruneConfig(ratio=0.25),
                                             max_memory={"cpu": "1GB"})
     assert "\n" not in str(err.value)
+
+
+def test_the_cli_passes_max_memory_and_a_step_that_cannot_use_it_is_one_line(tiny_llama_dir, tmp_path, capsys):
+    from hfcompress.cli import main
+
+    code = main(["compress", str(tiny_llama_dir), "--method", "structured", "--ratio", "0.25", "--max-memory", "1GiB",
+                 "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "needs the whole model in memory" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
