@@ -239,3 +239,51 @@ def test_the_kept_mlp_width_is_rounded_to_whole_quantization_blocks():
     assert plan_removal(model, hfc.StructuredPruneConfig(count=307)).remove == 307  # a count is taken as given
     with pytest.raises(HFCompressError, match="multiple_of=0 must be a positive integer"):
         hfc.StructuredPruneConfig(multiple_of=0)
+
+
+@pytest.mark.parametrize("arch", ["mixtral", "qwen3_moe"])
+def test_merged_experts_fold_into_the_most_alike_kept_one_by_usage(arch, tiny_texts, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from hfcompress.methods.structured.experts import merge_targets
+    from hfcompress.testing import tiny_tokenizer
+
+    folder = build_tiny_model(tmp_path / "moe", arch, experts=6)
+    base = AutoModelForCausalLM.from_pretrained(folder).eval()
+    picks = _router_picks(base, tiny_tokenizer(), tiny_texts)
+    cm = hfc.CompressedModel.from_pretrained(str(folder), recipe=hfc.StructuredPruneConfig(
+        target="experts", count=2, importance="frequency", merge=True), calibration=tiny_texts, num_samples=4, seq_len=32)
+    info = cm.steps[-1].info
+    for layer, removed in info["removed_experts_per_layer"].items():
+        layer_index = int(layer)
+        old = base.model.layers[layer_index].mlp
+        kept = [e for e in range(6) if e not in removed]
+        targets = merge_targets(old.gate.weight, kept, removed)
+        new = cm.model.model.layers[layer_index].mlp
+        for position, k in enumerate(kept):
+            group = [k] + [d for d in removed if targets[d] == k]
+            # By hand: each kept expert is the mean of its group weighted by router picks (+1), the router row its own.
+            usage = torch.tensor([float(picks[layer_index][e]) + 1 for e in group], dtype=torch.float64)
+            share = (usage / usage.sum()).float()
+            for name in ("gate_up_proj", "down_proj"):
+                expected = (getattr(old.experts, name)[group].detach() * share[:, None, None]).sum(0)
+                torch.testing.assert_close(getattr(new.experts, name)[position].detach(), expected, rtol=1e-5, atol=1e-6)
+            torch.testing.assert_close(new.gate.weight[position].detach(), old.gate.weight[k].detach())
+        assert sorted(d for group in info["merged_experts_per_layer"][layer].values() for d in group) == removed
+    dropped = hfc.CompressedModel.from_pretrained(str(folder), recipe=hfc.StructuredPruneConfig(
+        target="experts", count=2, importance="frequency"), calibration=tiny_texts, num_samples=4, seq_len=32)
+    assert not torch.allclose(dropped.model.model.layers[0].mlp.experts.down_proj, cm.model.model.layers[0].mlp.experts.down_proj)
+    reloaded, config = _save_and_plain_reload(cm, tmp_path / "out")
+    ids = torch.tensor([[1, 5, 9, 30, 2, 7]])
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(ids).logits, cm.model(ids).logits, rtol=0, atol=1e-5)
+    with pytest.raises(HFCompressError, match="merge=True folds removed experts into kept ones, so it needs target='experts'"):
+        hfc.StructuredPruneConfig(target="neurons", merge=True)
+
+
+def test_the_card_says_experts_were_merged():
+    from hfcompress.methods.registry import presentation_for
+
+    step = hfc.StructuredPruneConfig(target="experts", count=2, importance="frequency", merge=True).to_dict()
+    assert presentation_for("structured_prune").label(step) == "−2 experts merged"
+    assert presentation_for("structured_prune").sentence(step).startswith("Expert merging: 2 of the experts")

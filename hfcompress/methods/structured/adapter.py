@@ -42,7 +42,7 @@ from ..activations import input_channel_energy, run_calibration
 from ..layers import count_parameters, forget_config_source
 from ..registry import CompressionAdapter, StepContext, StepResult
 from .config import StructuredPruneConfig
-from .experts import expert_scores, prune_experts
+from .experts import expert_statistics, prune_experts
 from .plan import RemovalPlan, head_geometry, llama_style_layers, plan_removal
 
 logger = logging.getLogger(__name__)
@@ -204,12 +204,15 @@ def _prune_layers(model: Any, plan: RemovalPlan, scores: list[float]) -> dict[st
     return {"removed_layers": drop, "num_hidden_layers": len(kept)}
 
 
-def _expert_scores(model: Any, config: StructuredPruneConfig, calibration: Any) -> list[Any]:
-    return expert_scores(model, config.importance, calibration)
+def _expert_scores(model: Any, config: StructuredPruneConfig, calibration: Any) -> tuple[list[Any], list[Any] | None, bool]:
+    # The surgeon needs the usage too when removed experts are merged rather than dropped.
+    scores, usage = expert_statistics(model, config.importance, calibration)
+    return scores, usage, config.merge
 
 
-def _prune_experts(model: Any, plan: RemovalPlan, scores: list[Any]) -> dict[str, Any]:
-    return prune_experts(model, plan.remove, scores)
+def _prune_experts(model: Any, plan: RemovalPlan, statistics: tuple[list[Any], list[Any] | None, bool]) -> dict[str, Any]:
+    scores, usage, merge = statistics
+    return prune_experts(model, plan.remove, scores, merge=merge, usage=usage)
 
 
 class TorchStructuredPruning(CompressionAdapter):

@@ -31,6 +31,10 @@ class StructuredPruneConfig(CompressionConfig):
     count: Union[int, None] = option(
         "Number of units removed (per layer for heads/neurons, in total for layers); overrides ratio when set.", default=None
     )
+    merge: bool = option(
+        "target='experts' only: fold each removed expert into the kept expert whose router row is most alike, as a "
+        "usage-weighted average of their weights (M-SMoE / HC-SMoE style), instead of discarding it.", default=False,
+    )
     multiple_of: int = option(
         "With target='neurons' and a ratio: the MLP width kept is rounded to a multiple of this, so quantization "
         "that follows finds whole blocks (llama.cpp's 32-weight blocks, GPTQ's groups of 32 or 64); 1 keeps the exact "
@@ -48,6 +52,11 @@ class StructuredPruneConfig(CompressionConfig):
             raise HFCompressError(f"importance={self.importance!r} is not valid for target={self.target!r}; use "
                                   + " or ".join(repr(a) for a in allowed))
         check_fraction("ratio", self.ratio)
+        if not isinstance(self.merge, bool):
+            raise HFCompressError(f"merge={self.merge!r} must be True or False")
+        if self.merge and self.target != "experts":
+            raise HFCompressError(f"merge=True folds removed experts into kept ones, so it needs target='experts', not "
+                                  f"target={self.target!r}; drop merge")
         if not isinstance(self.multiple_of, int) or isinstance(self.multiple_of, bool) or self.multiple_of < 1:
             raise HFCompressError(f"multiple_of={self.multiple_of!r} must be a positive integer (1 keeps the exact ratio), e.g. 32")
 

@@ -9,6 +9,11 @@ Mixtral, Qwen2-MoE (its shared expert is kept), Qwen3-MoE and OLMoE share this l
 that mixes them (Qwen3-MoE's ``mlp_only_layers``) is left alone. ``config.json`` gets the new
 ``num_local_experts`` / ``num_experts``, so the folder loads in plain transformers.
 
+With ``merge=True`` a removed expert is not discarded but folded into the kept expert whose router row is most
+alike (cosine), as a usage-weighted average of their weights (M-SMoE / HC-SMoE style: Li et al. 2024, Chen et al.
+2024): the kept expert keeps its router row and answers for the tokens both were routed; usage is how often each
+was picked on calibration data (uniform when the importance is data-free).
+
 Importance, per layer (every MoE layer loses the same number: the config holds one count):
     * ``activation`` (default, REAP-style): the mean over the tokens routed to an expert of
       ``router weight x ||expert output||``, on calibration data: what the expert adds to the layer's output.
@@ -55,12 +60,18 @@ def check_expert_removal(total: int, top_k: int, remove: int, config: Any) -> No
 
 def expert_scores(model: Any, importance: str, calibration: Any) -> list[Any]:
     """One score per expert per MoE layer (higher = keep); see the module docstring for the three rules."""
+    return expert_statistics(model, importance, calibration)[0]
+
+
+def expert_statistics(model: Any, importance: str, calibration: Any) -> tuple[list[Any], list[Any] | None]:
+    """``(scores, usage)`` per MoE layer: the importance scores and how often the router picked each expert on
+    calibration data (``None`` for the data-free ``magnitude``)."""
     import torch
 
     blocks = moe_blocks(model)
     if importance == "magnitude":
         return [(b.experts.gate_up_proj.detach().float().pow(2).sum((1, 2)) + b.experts.down_proj.detach().float().pow(2).sum((1, 2))).sqrt()
-                for b in blocks]
+                for b in blocks], None
     sums = [torch.zeros(b.gate.weight.shape[0], dtype=torch.float64) for b in blocks]
     counts = [torch.zeros(b.gate.weight.shape[0], dtype=torch.float64) for b in blocks]
     routed: dict[int, Any] = {}
@@ -97,25 +108,70 @@ def expert_scores(model: Any, importance: str, calibration: Any) -> list[Any]:
         for h in handles:
             h.remove()
     if importance == "frequency":
-        return counts
+        return counts, counts
     # An expert no calibration token reached scores 0 (REAP's mean over its tokens is undefined there).
-    return [s / c.clamp_min(1) for s, c in zip(sums, counts)]
+    return [s / c.clamp_min(1) for s, c in zip(sums, counts)], counts
 
 
-def prune_experts(model: Any, remove: int, scores: list[Any]) -> dict[str, Any]:
-    """Keep the ``total - remove`` best-scored experts of every MoE layer (router rows too); update config."""
+def merge_targets(router: Any, keep: list[int], drop: list[int]) -> dict[int, int]:
+    """For each dropped expert, the kept expert whose router row is most alike (cosine similarity).
+
+    Example:
+        >>> import torch
+        >>> router = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.9, 0.1], [0.1, 0.9]])
+        >>> merge_targets(router, keep=[0, 1], drop=[2, 3])
+        {2: 0, 3: 1}
+    """
+    import torch
+
+    rows = torch.nn.functional.normalize(router.detach().float(), dim=-1)
+    similarity = rows[drop] @ rows[keep].T
+    return {d: keep[int(similarity[i].argmax())] for i, d in enumerate(drop)}
+
+
+def _merge_into_kept(block: Any, keep: list[int], drop: list[int], usage: Any | None) -> dict[str, list[int]]:
+    """Fold every dropped expert into its most alike kept one: the usage-weighted mean of their weights."""
+    import torch
+
+    targets = merge_targets(block.gate.weight, keep, drop)
+    # +1: an expert no calibration token picked still counts a little, so a group never divides by zero.
+    weight = (usage.double() + 1.0) if usage is not None else torch.ones(block.gate.weight.shape[0], dtype=torch.float64)
+    merged: dict[str, list[int]] = {}
+    with torch.no_grad():
+        for k in keep:
+            group = [k] + [d for d in drop if targets[d] == k]
+            if len(group) == 1:
+                continue
+            share = (weight[group] / weight[group].sum()).float()
+            for tensor in (block.experts.gate_up_proj, block.experts.down_proj):
+                mean = (tensor[group].float() * share.to(tensor.device)[:, None, None]).sum(0)
+                tensor[k] = mean.to(tensor.dtype)
+            merged[str(k)] = group[1:]
+    return merged
+
+
+def prune_experts(model: Any, remove: int, scores: list[Any], *, merge: bool = False,
+                  usage: list[Any] | None = None) -> dict[str, Any]:
+    """Keep the ``total - remove`` best-scored experts of every MoE layer (router rows too); update config.
+
+    With ``merge``, each removed expert is first folded into its most alike kept expert (``merge_targets``),
+    weighted by ``usage`` (how often the router picked each, per layer)."""
     import torch
 
     removed: dict[str, list[int]] = {}
+    merged: dict[str, dict[str, list[int]]] = {}
     layer_index = {id(getattr(layer, "mlp", None)): i for i, layer in enumerate(decoder_layers(model))}
     keep_n = None
-    for block, score in zip(moe_blocks(model), scores):
+    for position, (block, score) in enumerate(zip(moe_blocks(model), scores)):
         total = block.gate.weight.shape[0]
         keep_n = total - remove
         # Ties (unused experts) go by index, so the choice is deterministic.
         order = sorted(range(total), key=lambda e: (-float(score[e]), e))
         keep = torch.tensor(sorted(order[:keep_n]), dtype=torch.long)
-        removed[str(layer_index[id(block)])] = sorted(set(range(total)) - set(keep.tolist()))
+        layer = str(layer_index[id(block)])
+        removed[layer] = sorted(set(range(total)) - set(keep.tolist()))
+        if merge:
+            merged[layer] = _merge_into_kept(block, keep.tolist(), removed[layer], usage[position] if usage is not None else None)
         with torch.no_grad():
             for owner, name in ((block.gate, "weight"), (block.experts, "gate_up_proj"), (block.experts, "down_proj")):
                 old = getattr(owner, name)
@@ -132,5 +188,9 @@ def prune_experts(model: Any, remove: int, scores: list[Any]) -> dict[str, Any]:
             setattr(cfg, name, keep_n)
     if hasattr(model, "num_experts"):  # the load-balancing loss of the causal-LM head
         model.num_experts = keep_n
-    return {"removed_experts_per_layer": removed, "experts_per_layer": keep_n,
-            "num_experts_per_tok": int(getattr(cfg, "num_experts_per_tok", 0) or 0)}
+    info: dict[str, Any] = {"removed_experts_per_layer": removed, "experts_per_layer": keep_n,
+                            "num_experts_per_tok": int(getattr(cfg, "num_experts_per_tok", 0) or 0)}
+    if merge:
+        # Kept expert (its index before removal) -> the removed experts folded into it, per layer.
+        info["merged_experts_per_layer"] = merged
+    return info

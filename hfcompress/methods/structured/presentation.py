@@ -29,9 +29,10 @@ class StructuredPresentation(MethodPresentation):
         super().__init__(kind, {"structured": {}, "structured_prune": {}})
 
     def label(self, step: dict[str, Any]) -> str:
+        merged = " merged" if step.get("merge") else ""
         if step.get("count"):
-            return f"−{step['count']} {step.get('target', 'units')}"
-        return f"−{percent(step.get('ratio'))} {step.get('target', 'units')}"
+            return f"−{step['count']} {step.get('target', 'units')}{merged}"
+        return f"−{percent(step.get('ratio'))} {step.get('target', 'units')}{merged}"
 
     def summary(self, step: dict[str, Any]) -> str:
         return f"structured pruning of {percent(step.get('ratio'))} of the {step.get('target')}"
@@ -40,6 +41,10 @@ class StructuredPresentation(MethodPresentation):
         amount = f"{step['count']} of the {step.get('target')}" if step.get("count") else f"{percent(step.get('ratio'))} of the {step.get('target')}"
         if step.get("target") == "experts":
             ranked = _EXPERT_RANKING.get(str(step.get("importance")), str(step.get("importance")))
+            if step.get("merge"):
+                return (f"Expert merging: {amount} of every mixture-of-experts layer, {ranked}, were folded into the kept "
+                        "expert whose router row is most alike (a usage-weighted average of their weights); their router "
+                        "rows were removed and config.json's expert count says so.")
             return (f"Expert pruning: removed {amount} of every mixture-of-experts layer, {ranked}, with the router's rows "
                     "for them; config.json's expert count says so.")
         return (f"Structured pruning: removed {amount} (ranked by {step.get('importance')}); "
