@@ -503,7 +503,7 @@ def load_model(
         >>> loaded = load_model("HuggingFaceTB/SmolLM2-135M")          # doctest: +SKIP
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     options = dict(dtype=dtype, device_map=device_map, trust_remote_code=trust_remote_code, max_memory=max_memory,
                    offload_folder=offload_folder)
