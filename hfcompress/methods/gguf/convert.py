@@ -111,21 +111,22 @@ def _strip_quantization(model: Any) -> None:
 
 
 def _untie_shared_layers(model: Any) -> int:
-    """Give every decoder layer its own copy of its weights and go back to the base class; the tensors copied.
+    """Give every layer that shares a tensor its own copy of it and go back to the base class; the tensors copied.
 
     llama.cpp has no tied decoder layers: the GGUF file holds every layer's weights, so layer sharing saves nothing
     there (the step records what it undid)."""
-    copied = 0
-    for layer in model.model.layers:
-        for module in layer.modules():
-            for name, parameter in list(module._parameters.items()):
-                if parameter is not None:
-                    module._parameters[name] = type(parameter)(parameter.detach().clone(), parameter.requires_grad)
-                    copied += 1
+    import torch
+
+    # {tied parameter: the group's first layer's}, from the folder's own modeling file (SharedLayersMixin).
+    ties = model._shared_layer_ties()
+    for target in ties:
+        parameter = model.get_parameter(target)
+        parent, _, leaf = target.rpartition(".")
+        setattr(model.get_submodule(parent), leaf, torch.nn.Parameter(parameter.detach().clone(), requires_grad=parameter.requires_grad))
     _back_to_base_class(model, "shared_layer_groups")
     # The layer ties were recorded at init; recompute them for the base class (only its own ties, e.g. embeddings).
     model.all_tied_weights_keys = model.get_expanded_tied_weights_keys(all_submodels=True)
-    return copied
+    return len(ties)
 
 
 def _merge_low_rank(model: Any) -> int:
