@@ -95,8 +95,9 @@ class ShareLayersPresentation(MethodPresentation):
             ("It loads only with trust_remote_code=True (modeling_shared_layers.py in the folder re-ties the layers): "
              "transformers lets a model's code, not its config.json, declare tied weights, so a plain Llama or Qwen config "
              "cannot say that layers share them. Without trust_remote_code, transformers builds the plain architecture and "
-             "the layers left out of the file start random; vLLM, llama.cpp (GGUF) and other engines that read the "
-             "config alone do not load it."),
+             "the layers left out of the file start random; vLLM and other engines that read the config alone do not "
+             "load it. A GGUF step after it gives every layer its own copy (llama.cpp has no tied layers), so the "
+             "file is as large as the base's."),
         ]
         if "distill" not in kinds and "qat" not in kinds:
             limits.append("The shared weights were not trained after sharing: quality drops a lot; run distillation "
