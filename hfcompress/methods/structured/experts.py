@@ -58,14 +58,9 @@ def check_expert_removal(total: int, top_k: int, remove: int, config: Any) -> No
         )
 
 
-def expert_scores(model: Any, importance: str, calibration: Any) -> list[Any]:
-    """One score per expert per MoE layer (higher = keep); see the module docstring for the three rules."""
-    return expert_statistics(model, importance, calibration)[0]
-
-
 def expert_statistics(model: Any, importance: str, calibration: Any) -> tuple[list[Any], list[Any] | None]:
-    """``(scores, usage)`` per MoE layer: the importance scores and how often the router picked each expert on
-    calibration data (``None`` for the data-free ``magnitude``)."""
+    """``(scores, usage)`` per MoE layer: one score per expert (higher = keep; see the module docstring for the three
+    rules) and how often the router picked each expert on calibration data (``None`` for the data-free ``magnitude``)."""
     import torch
 
     blocks = moe_blocks(model)
